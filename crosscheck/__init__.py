@@ -1,0 +1,27 @@
+"""crosscheck: prove a hand-written gradient right, or show exactly where it is wrong.
+
+``check()`` compares a hand-written numpy gradient, block by block, with centered finite
+differences, ``jax.grad`` and ``torch.autograd`` on identical float64 parameters. Neither jax
+nor torch is imported until an oracle needs it.
+"""
+
+from . import classic as classic
+from ._case import Case as Case
+from ._check import check as check
+from ._errors import CheckError as CheckError
+from ._report import Block as Block
+from ._report import Diagnosis as Diagnosis
+from ._report import Report as Report
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # `crosscheck.testing` imports pytest-free helpers only, but stays lazy all the same.
+    if name == "testing":
+        import importlib
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module 'crosscheck' has no attribute {name!r}")
+
+
+__all__ = ["Block", "Case", "CheckError", "Diagnosis", "Report", "check", "classic"]

@@ -1,0 +1,360 @@
+"""``check()``: inputs → oracles → comparison → refinement → verdict → diagnosis → Report."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import oracles as registry
+from ._compare import Comparison, compare
+from ._diagnose import diagnose
+from ._errors import CheckError
+from ._inputs import (Blocks, batch_size, normalize_grad, prepare_args, prepare_loss,
+                      prepare_params, scalar_loss)
+from ._report import Block, OracleInfo, Report
+from ._taylor import taylor_orders
+from ._tolerances import merged
+from ._verdict import judge
+from .oracles import AUTODIFF, Problem
+from .oracles._fd import Engine, element_scales, loss_caller, measure_noise
+
+EPS = float(np.finfo(np.float64).eps)
+PRIORITY = ("jax", "torch", "fd")   # which reference a diagnosis compares against, first
+REFINE_CAP = 4096                   # elements refined per block, worst first
+
+
+def _same_args(a: tuple, b: tuple) -> bool:
+    return all(not isinstance(x, np.ndarray) or np.array_equal(x, y, equal_nan=True)
+               for x, y in zip(a, b))
+
+
+def _copy_args(args: tuple) -> tuple:
+    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+
+
+def _changed_block(before: Blocks, after: Blocks) -> Optional[str]:
+    for name in before.names:
+        if not np.array_equal(before.views[name], after.views[name]):
+            return name
+    return None
+
+
+def _base_loss(loss, blocks: Blocks, args: tuple) -> float:
+    """The numpy loss at the check point; refuse a loss that mutates or is not deterministic."""
+    values = []
+    for attempt in range(2):
+        work, work_args = blocks.copy(), _copy_args(args)
+        try:
+            raw = loss(work.as_dict(), *work_args)
+        except Exception as exc:
+            raise CheckError(f"`loss` raised {type(exc).__name__} at the check point: {exc}; "
+                             f"crosscheck needs a loss that runs on the given params and "
+                             f"args.") from exc
+        changed = _changed_block(blocks, work)
+        if changed:
+            raise CheckError(
+                f"`loss` modifies the parameters it is given (block `{changed}` changed during "
+                f"the call); centered differences need a loss that leaves its inputs alone: "
+                f"compute on a copy or avoid in-place operators such as `+=` on parameters.")
+        if not _same_args(args, work_args):
+            raise CheckError("`loss` modifies its extra arguments (the data) during the call; "
+                             "compute on a copy instead.")
+        values.append(scalar_loss(raw, "at the check point"))
+    if abs(values[0] - values[1]) > 4 * EPS * abs(values[0]):
+        raise CheckError(
+            f"`loss` is not deterministic: evaluated twice at the same parameters it returned "
+            f"{values[0]!r} and {values[1]!r} (dropout or an unseeded random generator?). "
+            f"Gradient checks compare loss values at nearby points, so the loss must be "
+            f"deterministic: fix the dropout mask or seed the generator inside the loss.")
+    return values[0]
+
+
+def _hand(grad, blocks: Blocks, args: tuple) -> tuple:
+    """The hand-written gradient; refuse a non-deterministic one, note a mutating one."""
+    results, notes = [], []
+    for attempt in range(2):
+        work, work_args = blocks.copy(), _copy_args(args)
+        try:
+            out = grad(work.as_dict(), *work_args)
+        except CheckError:
+            raise
+        except Exception as exc:
+            raise CheckError(f"`grad` raised {type(exc).__name__}: {exc}; it must return the "
+                             f"gradient for the given params and args.") from exc
+        changed = _changed_block(blocks, work)
+        if changed and not notes:
+            notes.append(f"`grad` modifies the parameters it is given (block `{changed}`); "
+                         f"crosscheck gave it a private copy, so no other reference saw the "
+                         f"change — but fix it: a backward pass should not write to its inputs.")
+        results.append(normalize_grad(out, blocks))
+    (first, value), (second, _) = results
+    for name in blocks.names:
+        if not np.array_equal(first[name], second[name], equal_nan=True):
+            delta = float(np.nanmax(np.abs(first[name] - second[name])))
+            raise CheckError(
+                f"`grad` is not deterministic: called twice on the same inputs it returned "
+                f"different values for block `{name}` (max difference {delta:.3g}); seed or "
+                f"remove its randomness.")
+    return first, value, notes
+
+
+class _Tolerance:
+    """Per-element tolerances of each kind of gradient (see ``_tolerances``)."""
+
+    def __init__(self, table: dict, f0: float, noise: float):
+        kappa = noise / (EPS * max(abs(f0), np.finfo(np.float64).tiny))
+        self.table = table
+        self.ad_rtol = max(table["autodiff_rtol"], table["autodiff_kappa"] * EPS * kappa)
+
+    @staticmethod
+    def scale(value: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+        v = np.abs(value[mask] if mask is not None else value)
+        v = v[np.isfinite(v)]
+        return float(v.max()) if v.size else 0.0
+
+    def autodiff(self, value: np.ndarray, s_all: float) -> np.ndarray:
+        s_b = self.scale(value)
+        return (self.ad_rtol * (np.abs(np.nan_to_num(value)) + s_b)
+                + self.table["autodiff_atol"] * s_all)
+
+    def fd(self, value: np.ndarray, error: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return (self.table["fd_safety"] * error
+                + self.table["fd_rtol"] * self.scale(value, mask))
+
+
+def _validate_oracles(oracles: Any) -> list:
+    if isinstance(oracles, str):
+        oracles = [o.strip() for o in oracles.split(",") if o.strip()]
+    oracles = list(oracles)
+    unknown = [o for o in oracles if o not in registry.REGISTRY]
+    if unknown or not oracles:
+        raise CheckError(f"unknown oracle(s) {unknown or oracles!r}; choose from "
+                         f"{', '.join(registry.REGISTRY)}.")
+    return list(dict.fromkeys(oracles))
+
+
+def check(loss: Any, grad: Any, params: Mapping, *args: Any,
+          oracles: Sequence[str] = ("fd", "jax", "torch"),
+          tolerances: Optional[Mapping] = None, seed: int = 0, case: Optional[str] = None,
+          batch: Optional[int] = None, taylor: bool = True) -> Report:
+    """Check a hand-written gradient against up to three references, block by block.
+
+    Args:
+        loss: ``loss(params, *args) -> scalar``. Written once against the array API
+            (``xp = array_namespace(X)``) or in plain numpy, it runs on numpy arrays (centered
+            differences), under ``jax.grad`` and under ``torch.autograd``. A dict
+            ``{"numpy": f, "jax": g, "torch": h}`` gives per-framework losses instead
+            (``numpy`` is required; missing frameworks use the numpy one).
+        grad: ``grad(params, *args)``: the hand-written numpy gradient, a dict keyed like
+            ``params`` or the seeds' way (``dW1``; extra keys ignored), or ``(loss, dict)``.
+        params: dict of named parameter blocks (never modified; checked in float64).
+        *args: extra arguments for ``loss`` and ``grad`` (data, labels, hyper-parameters).
+        oracles: references to run, among ``fd``, ``jax``, ``torch``.
+        tolerances: overrides merged into ``crosscheck._tolerances.DEFAULTS``.
+        seed: seeds every random choice (directions of the Taylor test).
+        case: a name for the report.
+        batch: the batch size m, to call out factors of m or 1/m (guessed from ``args``).
+        taylor: run the Taylor remainder test per block.
+
+    Returns:
+        A :class:`Report`; ``report.ok``, ``report.flagged``, ``report.blocks[name]``.
+
+    Raises:
+        CheckError: input that cannot be checked (the message names the block and the fix).
+
+    Example:
+        >>> import numpy as np, crosscheck
+        >>> loss = lambda p, x: (p["w"] * x).sum() ** 2
+        >>> grad = lambda p, x: {"w": 2 * (p["w"] * x).sum() * x}
+        >>> crosscheck.check(loss, grad, {"w": np.array([1.0, 2.0])}, np.array([3.0, -1.0]),
+        ...                  oracles=["fd"]).ok
+        True
+    """
+    start = time.perf_counter()
+    names = _validate_oracles(oracles)
+    table = merged(tolerances)
+    spec = prepare_loss(loss)
+    blocks = prepare_params(params)
+    args = prepare_args(args)
+    notes = list(blocks.notes)
+    f0 = _base_loss(spec.numpy, blocks, args)
+    hand, hand_loss, hand_notes = _hand(grad, blocks, args)
+    notes += hand_notes
+
+    work = blocks.copy()
+    scales = element_scales(blocks)
+    call = loss_caller(spec.numpy, work.as_dict(), args, spec.numpy(work.as_dict(), *args))
+    noise = measure_noise(call, work.flat, scales, f0, seed=seed)
+    if hand_loss is not None:
+        value = scalar_loss(hand_loss, "as returned by `grad`")
+        if abs(value - f0) > table["parity_rtol"] * abs(f0) + 1e3 * noise:
+            notes.append(f"`grad` returned loss {value!r} but `loss` computes {f0!r}: are they "
+                         f"the same model?")
+    problem = Problem(spec, blocks, args, f0, noise, {"seed": seed})
+    results = {name: registry.run(name, problem) for name in names}
+
+    forward = {"numpy": f0}
+    infos = {}
+    for name, res in results.items():
+        parity = None
+        if name in AUTODIFF:
+            forward[name] = res.forward
+            if res.ran:
+                parity = abs(res.forward - f0) <= table["parity_rtol"] * abs(f0) + 1e3 * noise
+                if not parity:
+                    notes.append(
+                        f"forward parity: {name} computes loss {res.forward!r}, numpy "
+                        f"{f0!r} — beyond rounding, so {name}'s gradients are shown but do "
+                        f"not decide (the loss computes something else under {name}).")
+        infos[name] = OracleInfo(name, res.version, res.seconds, res.error, res.skipped,
+                                 res.forward, parity, res.extra.get("evaluations"),
+                                 list(res.notes))
+        if res.error:
+            notes.append(f"{name}: {res.error}")
+        notes += [f"{name}: {n}" for n in res.notes]
+
+    tol = _Tolerance(table, f0, noise)
+    ran = {n: r for n, r in results.items() if r.ran}
+    deciding = [n for n in PRIORITY if n in ran and infos[n].parity is not False]
+    s_all = {n: max(tol.scale(r.grads[b]) for b in blocks.names) for n, r in ran.items()}
+
+    # --- cheap first: which elements disagree, by the first pass? -----------------------
+    fd_values = {b: ran["fd"].grads[b].copy() for b in blocks.names} if "fd" in ran else None
+    fd_errors = {b: ran["fd"].errors[b].copy() for b in blocks.names} if "fd" in ran else None
+    kink = {b: np.zeros(blocks.shapes[b], bool) for b in blocks.names}
+    lower = {b: np.full(blocks.shapes[b], np.nan) for b in blocks.names}
+    upper = {b: np.full(blocks.shapes[b], np.nan) for b in blocks.names}
+    refined = {b: 0 for b in blocks.names}
+    to_refine = []
+    for b in blocks.names:
+        sl = blocks.slices[b]
+        suspect = np.zeros(blocks.shapes[b], bool)
+        for n, r in ran.items():
+            if n == "fd":
+                mask = np.isfinite(fd_errors[b])
+                t = tol.autodiff(fd_values[b], s_all[n]) + tol.fd(fd_values[b], fd_errors[b], mask)
+            else:
+                mask = np.ones(blocks.shapes[b], bool)
+                t = 2 * tol.autodiff(r.grads[b], s_all[n])
+            c = compare(hand[b], r.grads[b], t, mask)
+            suspect |= c.mismatch | (n == "fd") & ~mask
+        idx = np.flatnonzero(suspect)
+        if idx.size > REFINE_CAP:
+            notes.append(f"block `{b}`: {idx.size} elements disagree; refined the first "
+                         f"{REFINE_CAP}.")
+            idx = idx[:REFINE_CAP]
+        to_refine.append((b, idx + sl.start))
+    all_idx = np.concatenate([i for _, i in to_refine]) if to_refine else np.array([], int)
+    engine_evals = 0
+    if all_idx.size:
+        engine = ran["fd"].extra["engine"] if "fd" in ran else Engine(problem)
+        best = next((n for n in PRIORITY if n in ran), None)
+        gscale = np.zeros(blocks.size)
+        for b in blocks.names:
+            gscale[blocks.slices[b]] = tol.scale(ran[best].grads[b]) if best else 1.0
+        before = engine.evaluations
+        ladder = engine.refine(all_idx, gscale[all_idx])
+        engine_evals = engine.evaluations - before
+        flat_kink = np.zeros(blocks.size, bool)
+        flat_kink[ladder.index] = ladder.kink
+        flat_lo = np.full(blocks.size, np.nan)
+        flat_hi = np.full(blocks.size, np.nan)
+        flat_lo[ladder.index] = ladder.lower
+        flat_hi[ladder.index] = ladder.upper
+        for b in blocks.names:
+            sl, shape = blocks.slices[b], blocks.shapes[b]
+            kink[b] = flat_kink[sl].reshape(shape)
+            lower[b] = flat_lo[sl].reshape(shape)
+            upper[b] = flat_hi[sl].reshape(shape)
+            local = ladder.index[(ladder.index >= sl.start) & (ladder.index < sl.stop)]
+            refined[b] = int(local.size)
+            if fd_values is not None and local.size:
+                pos = np.searchsorted(ladder.index, local)
+                fd_values[b].flat[local - sl.start] = ladder.value[pos]
+                fd_errors[b].flat[local - sl.start] = ladder.error[pos]
+        if "fd" in infos:
+            infos["fd"].evaluations = engine.evaluations
+    # --- final comparisons ---------------------------------------------------------------
+    report_blocks = {}
+    for b in blocks.names:
+        shape = blocks.shapes[b]
+        refs, tols, masks = {}, {}, {}
+        for n, r in ran.items():
+            if n == "fd":
+                refs[n] = fd_values[b]
+                masks[n] = np.isfinite(fd_errors[b]) & ~kink[b]
+                tols[n] = tol.fd(fd_values[b], fd_errors[b], masks[n])
+            else:
+                refs[n] = r.grads[b]
+                masks[n] = np.ones(shape, bool)
+                tols[n] = tol.autodiff(r.grads[b], s_all[n])
+        vs, conventions = {}, 0
+        for n in refs:
+            t = tols[n] + tol.autodiff(refs[n], s_all[n])
+            c = compare(hand[b], refs[n], t, masks[n])
+            if n in AUTODIFF and kink[b].any():
+                inside = (hand[b] >= lower[b] - t) & (hand[b] <= upper[b] + t)
+                conv = c.mismatch & kink[b] & inside
+                if conv.any():
+                    c = compare(hand[b], refs[n], t, masks[n] & ~conv)
+                    conventions = max(conventions, int(conv.sum()))
+            vs[n] = c
+        between = {}
+        ref_names = list(refs)
+        for i, p in enumerate(ref_names):
+            for q in ref_names[i + 1:]:
+                between[(p, q)] = compare(refs[p], refs[q], tols[p] + tols[q],
+                                          masks[p] & masks[q])
+        nonfinite = int((~np.isfinite(hand[b])).sum())
+        j = judge(None, vs, between, deciding, nonfinite)
+        diagnosis = None
+        mismatch_map = None
+        if j.verdict == "wrong" and j.consensus:
+            c = vs[j.consensus]
+            mismatch_map = c.ratio
+            diagnosis = diagnose(b, hand[b], refs[j.consensus], j.consensus,
+                                 tols[j.consensus] + tol.autodiff(refs[j.consensus],
+                                                                  s_all[j.consensus]),
+                                 c.mismatch, c.ratio, blocks.views[b], batch or batch_size(args))
+        difference, max_abs, worst, ratio, tol_diff = {}, {}, {}, {}, {}
+        for n in names:
+            c: Optional[Comparison] = vs.get(n)
+            difference[n] = c.difference if c else None
+            max_abs[n] = c.max_abs if c else None
+            worst[n] = list(c.worst) if c and c.worst is not None else None
+            ratio[n] = c.max_ratio if c else None
+            if c and c.compared:
+                t = (tols[n] + tol.autodiff(refs[n], s_all[n]))[masks[n]]
+                denom = np.linalg.norm(hand[b][masks[n]]) + np.linalg.norm(refs[n][masks[n]])
+                tol_diff[n] = float(np.linalg.norm(t) / denom) if denom > 0 else None
+            else:
+                tol_diff[n] = None
+        size = int(np.prod(shape, dtype=np.int64))
+        coverage = {}
+        if "fd" in ran:
+            coverage["fd"] = {"elements": int(masks["fd"].sum() + kink[b].sum()), "size": size,
+                              "refined": refined[b], "directions": 0}
+        reason = j.reason
+        if kink[b].any():
+            reason += (f"; {int(kink[b].sum())} element(s) at a kink of the loss "
+                       f"(centered differences straddle a non-differentiable point there)")
+        if conventions:
+            reason += (f"; at {conventions} kink element(s) the hand-written value is another "
+                       f"valid subgradient than autodiff's (a convention, not an error)")
+        report_blocks[b] = Block(
+            name=b, shape=shape, verdict=j.verdict, reason=reason, difference=difference,
+            max_abs=max_abs, worst=worst, noise_ratio=ratio, tolerance=tol_diff,
+            agree=j.agree, disagree=j.disagree, odd=j.odd, kinks=int(kink[b].sum()),
+            conventions=conventions, coverage=coverage, diagnosis=diagnosis,
+            hand=hand[b], references=refs, mismatch=mismatch_map)
+    if taylor:
+        orders = taylor_orders(spec.numpy, blocks, args, hand, f0, noise, seed=seed)
+        for b, t in orders.items():
+            report_blocks[b].taylor = {"order": t["order"]}
+    options = {"oracles": names, "seed": seed, "taylor": taylor, "refined_evaluations":
+               engine_evals}
+    return Report(report_blocks, infos, forward, blocks.fingerprint(), case=case, notes=notes,
+                  seconds=time.perf_counter() - start, seed=seed, noise=noise,
+                  tolerances={**table, "autodiff_rtol_effective": tol.ad_rtol}, options=options)

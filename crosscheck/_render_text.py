@@ -1,0 +1,123 @@
+"""The terminal table: plain text (``str(report)``) or rich (on a terminal, unless NO_COLOR)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+MARK = {"ok": "ok", "wrong": "WRONG", "inconclusive": "??"}
+
+
+def _num(x: Optional[float]) -> str:
+    if x is None:
+        return "—"
+    return "0" if x == 0 else f"{x:.2e}"
+
+
+def headline(report) -> str:
+    name = f"{report.case}: " if report.case else ""
+    n = len(report.blocks)
+    if report.flagged:
+        return (f"{name}FLAGGED {len(report.flagged)} of {n} block(s): "
+                f"{', '.join(report.flagged)}")
+    if report.inconclusive:
+        return (f"{name}no block flagged; inconclusive: {', '.join(report.inconclusive)}")
+    return f"{name}all {n} block(s) agree"
+
+
+def _rows(report) -> tuple:
+    oracles = list(report.oracles)
+    header = ["block", "shape", *oracles, "verdict"]
+    rows = []
+    for block in report.blocks.values():
+        cells = [block.name, "×".join(map(str, block.shape)) or "()"]
+        cells += [_num(block.difference.get(o)) for o in oracles]
+        cells.append(MARK[block.verdict])
+        rows.append(cells)
+    return header, rows
+
+
+def _details(report) -> list:
+    lines = []
+    for block in report.blocks.values():
+        if block.diagnosis is not None:
+            lines.append(f"  {block.name}: {block.diagnosis.text}")
+            for e in block.diagnosis.elements[:3]:
+                lines.append(f"      at {tuple(e['index'])}: hand {e['hand']:.6g}  "
+                             f"{block.diagnosis.reference} {e['reference']:.6g}")
+            lines.append(f"      ({block.reason})")
+        elif block.verdict == "inconclusive" or block.odd or block.kinks or block.conventions:
+            lines.append(f"  {block.name}: {block.reason}")
+    return lines
+
+
+def _footer(report) -> list:
+    lines = []
+    for name, info in report.oracles.items():
+        if info.error:
+            lines.append(f"  {name}: {info.error}")
+            continue
+        parity = ""
+        if info.parity is not None:
+            parity = ", forward parity ok" if info.parity else ", FORWARD DIFFERS"
+        evals = f", {info.evaluations} loss evaluations" if info.evaluations else ""
+        lines.append(f"  {name}: {info.version}, {info.seconds:.3f} s{evals}{parity}")
+    fw = ", ".join(f"{k} {v:.17g}" for k, v in report.forward.items() if v is not None)
+    lines.append(f"  forward loss: {fw}")
+    orders = [f"{b.name} {b.taylor['order']:.2f}" for b in report.blocks.values()
+              if b.taylor and b.taylor.get("order") is not None]
+    if orders:
+        lines.append(f"  Taylor remainder order (2 = consistent, 1 = wrong): {', '.join(orders)}")
+    lines.append(f"  params {report.fingerprint}, seed {report.seed}, {report.seconds:.2f} s")
+    for note in report.notes:
+        lines.append(f"  note: {note}")
+    return lines
+
+
+def render_plain(report) -> str:
+    header, rows = _rows(report)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [headline(report), "", fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r) for r in rows]
+    details = _details(report)
+    if details:
+        lines += ["", *details]
+    lines += ["", *_footer(report)]
+    return "\n".join(lines)
+
+
+def render_rich(report):
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    header, rows = _rows(report)
+    table = Table(title=headline(report), title_justify="left")
+    for h in header:
+        table.add_column(h, justify="right" if h not in ("block", "verdict") else "left")
+    styles = {"ok": "green", "WRONG": "bold red", "??": "yellow"}
+    for r in rows:
+        table.add_row(*r[:-1], Text(r[-1], style=styles[r[-1]]))
+    parts = [table]
+    details = _details(report)
+    if details:
+        parts.append(Text("\n".join(details)))
+    parts.append(Text("\n".join(_footer(report)), style="dim"))
+    return Group(*parts)
+
+
+def use_rich(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return (stream.isatty() and not os.environ.get("NO_COLOR")
+            and os.environ.get("TERM") != "dumb")
+
+
+def print_report(report, stream=None) -> None:
+    stream = stream or sys.stdout
+    if use_rich(stream):
+        from rich.console import Console
+        Console(file=stream).print(render_rich(report))
+    else:
+        print(render_plain(report), file=stream)

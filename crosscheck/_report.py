@@ -1,0 +1,184 @@
+"""The report: data only. Renderers read it and nothing else."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+SCHEMA = "crosscheck.report/1"
+VERDICTS = ("ok", "wrong", "inconclusive")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, non-finite floats to None, tuples to lists."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+@dataclass
+class Diagnosis:
+    """What a wrong block's error looks like.
+
+    ``kind`` is one of ``scale``, ``sign``, ``transpose``, ``regularization``, ``partial``,
+    ``zero``, ``nonfinite``, ``other``. ``factor`` is c in hand ≈ c × reference (``scale``,
+    ``sign``) or in hand − reference ≈ c × parameter (``regularization``).
+    """
+
+    kind: str
+    text: str
+    size: int
+    mismatched: int
+    worst: Optional[tuple] = None
+    factor: Optional[float] = None
+    reference: Optional[str] = None
+    indices: list = field(default_factory=list)     # mismatched elements, worst first (capped)
+    elements: list = field(default_factory=list)    # [{"index", "hand", "reference"}], top few
+
+    def to_dict(self) -> dict:
+        out = {"kind": self.kind, "factor": self.factor, "mismatched": self.mismatched,
+               "size": self.size, "worst": self.worst, "text": self.text,
+               "reference": self.reference, "indices": self.indices,
+               "elements": self.elements}
+        return _clean(out)
+
+
+@dataclass
+class Block:
+    """Everything the check found about one parameter block."""
+
+    name: str
+    shape: tuple
+    verdict: str
+    reason: str
+    difference: dict                     # oracle -> seeds' relative difference (None: not run)
+    max_abs: dict = field(default_factory=dict)
+    worst: dict = field(default_factory=dict)
+    noise_ratio: dict = field(default_factory=dict)   # oracle -> max |hand − ref| / tolerance
+    tolerance: dict = field(default_factory=dict)     # oracle -> tolerance in difference units
+    agree: list = field(default_factory=list)         # references that agree with the hand
+    disagree: list = field(default_factory=list)
+    odd: Optional[dict] = None                        # {"oracle", "why", "elements"}
+    kinks: int = 0
+    conventions: int = 0                              # kink elements where hand picks another subgradient
+    coverage: dict = field(default_factory=dict)
+    taylor: Optional[dict] = None
+    diagnosis: Optional[Diagnosis] = None
+    hand: Optional[np.ndarray] = field(default=None, repr=False)
+    references: dict = field(default_factory=dict, repr=False)
+    mismatch: Optional[np.ndarray] = field(default=None, repr=False)  # ratio map vs consensus
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def to_dict(self) -> dict:
+        return _clean({
+            "shape": list(self.shape), "size": self.size, "verdict": self.verdict,
+            "reason": self.reason, "difference": self.difference, "max_abs": self.max_abs,
+            "worst": self.worst, "noise_ratio": self.noise_ratio,
+            "tolerance": self.tolerance, "agree": self.agree, "disagree": self.disagree,
+            "odd": self.odd, "kinks": self.kinks, "conventions": self.conventions,
+            "coverage": self.coverage, "taylor": self.taylor,
+            "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
+        })
+
+
+@dataclass
+class OracleInfo:
+    name: str
+    version: Optional[str]
+    seconds: float
+    error: Optional[str] = None
+    skipped: bool = False
+    forward: Optional[float] = None
+    parity: Optional[bool] = None
+    evaluations: Optional[int] = None
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = {"version": self.version, "seconds": round(self.seconds, 6),
+               "forward": self.forward, "parity": self.parity, "skipped": self.skipped}
+        if self.error is not None:
+            out["error"] = self.error
+        if self.evaluations is not None:
+            out["evaluations"] = self.evaluations
+        if self.notes:
+            out["notes"] = self.notes
+        return _clean(out)
+
+
+@dataclass
+class Report:
+    """The result of :func:`crosscheck.check`.
+
+    ``ok`` is True when no block is flagged; ``flagged`` lists the wrong blocks in params
+    order; ``blocks[name]`` holds each block's verdict, differences and diagnosis.
+    ``to_dict()`` is JSON-ready (schema ``crosscheck.report/1``); ``str(report)`` is the
+    table.
+    """
+
+    blocks: dict
+    oracles: dict
+    forward: dict
+    fingerprint: str
+    case: Optional[str] = None
+    notes: list = field(default_factory=list)
+    seconds: float = 0.0
+    seed: int = 0
+    noise: Optional[float] = None
+    tolerances: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> list:
+        return [name for name, block in self.blocks.items() if block.verdict == "wrong"]
+
+    @property
+    def inconclusive(self) -> list:
+        return [name for name, block in self.blocks.items() if block.verdict == "inconclusive"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.flagged
+
+    def to_dict(self) -> dict:
+        return _clean({
+            "schema": SCHEMA, "case": self.case, "ok": self.ok, "flagged": self.flagged,
+            "inconclusive": self.inconclusive, "fingerprint": self.fingerprint,
+            "forward": self.forward,
+            "oracles": {name: info.to_dict() for name, info in self.oracles.items()},
+            "blocks": {name: block.to_dict() for name, block in self.blocks.items()},
+            "notes": self.notes, "seconds": round(self.seconds, 6), "seed": self.seed,
+            "noise": self.noise, "tolerances": self.tolerances, "options": self.options,
+        })
+
+    def __str__(self) -> str:
+        from ._render_text import render_plain
+        return render_plain(self)
+
+    def __rich__(self):
+        from ._render_text import render_rich
+        return render_rich(self)
+
+    def _repr_html_(self) -> str:
+        try:
+            from ._render_html import render_report_html
+        except ImportError:  # pragma: no cover - shipped with the package
+            import html
+            return f"<pre>{html.escape(str(self))}</pre>"
+        return render_report_html(self)

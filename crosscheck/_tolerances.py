@@ -1,0 +1,50 @@
+"""The one tolerance table: how far apart two gradients may be and still agree.
+
+Every comparison is element-wise: ``|a − b| ≤ tol_a + tol_b`` where each side brings its
+own accuracy. Overrides (``check(..., tolerances={...})``) merge into ``DEFAULTS``.
+
+Derivations:
+
+* **hand-written gradient**: it is a float64 computation like autodiff's, so it brings the
+  autodiff tolerance (below); nothing else.
+* **autodiff** (``jax``, ``torch``): exact up to the forward computation's own rounding. A
+  well-conditioned float64 loss has relative noise near ε = 2.2e-16, but an ill-conditioned
+  one (the seeds' ``log(1 − A3)`` with ``A3`` close to 1) rounds far worse, and its gradients
+  differ by more (2.5e-14 measured between the seeds' correct backward and ``jax.grad``).
+  So the relative tolerance grows with the measured conditioning ``κ = noise / (ε·|J|)``:
+  ``rtol = max(autodiff_rtol, autodiff_kappa · ε · κ)``, applied to
+  ``|value| + max|block|`` (the block's scale, so an element that is near zero through
+  cancellation is not held to a relative standard), plus ``autodiff_atol · max|model|``
+  for blocks whose whole gradient vanishes by cancellation. The floor 1e-10 leaves four
+  orders of magnitude above rounding and six below the smallest real bug we know (a 1.7e-4
+  relative error in a GELU derivative).
+* **centered differences**: ``fd_safety ×`` the estimate's own error (rounding + truncation,
+  see ``crosscheck.oracles._fd``) plus ``fd_rtol · max|block|``, the resolution below which
+  a difference quotient says nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ._errors import CheckError
+
+DEFAULTS = {
+    "autodiff_rtol": 1e-10,
+    "autodiff_kappa": 1e3,
+    "autodiff_atol": 1e-13,
+    "fd_safety": 4.0,
+    "fd_rtol": 1e-9,
+    "parity_rtol": 1e-10,   # forward parity: |J_framework − J_numpy| ≤ this·|J| + 1e3·noise
+}
+
+
+def merged(overrides: Mapping | None) -> dict:
+    table = dict(DEFAULTS)
+    for key, value in (overrides or {}).items():
+        if key not in DEFAULTS:
+            raise CheckError(f"unknown tolerance `{key}`; known: {', '.join(sorted(DEFAULTS))}.")
+        if not isinstance(value, (int, float)) or value < 0:
+            raise CheckError(f"tolerance `{key}` must be a non-negative number, got {value!r}.")
+        table[key] = float(value)
+    return table

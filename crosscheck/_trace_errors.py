@@ -1,0 +1,227 @@
+"""Why a framework could not run a "numpy as written" loss, in one sentence.
+
+The jax and torch oracles run the user's own code objects with ``np`` rebound
+(see :mod:`crosscheck._rebind`).  Some numpy idioms cannot be traced; this
+module turns the resulting framework exception into a sentence that names the
+construct, the user's ``file:line`` and the way out.  No jax or torch import
+happens here at module import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import linecache
+import os
+import re
+import site
+import sys
+import sysconfig
+
+__all__ = ["NotTraceable", "UnsupportedName", "explain", "is_user_file", "user_location", "torch_guard"]
+
+
+class NotTraceable(Exception):
+    """An oracle (jax or torch) cannot run the loss as written.
+
+    Not a :class:`~crosscheck._errors.CheckError`: the input is fine for the
+    finite-difference oracle, only this framework cannot trace it.
+    ``location`` is ``(filename, lineno)`` of the user's line, or ``None``.
+    """
+
+    def __init__(self, message, location=None):
+        super().__init__(message)
+        self.location = location
+
+
+class UnsupportedName(NotTraceable, AttributeError):
+    """``np.<name>`` is missing from the framework's numpy namespace.
+
+    Also an ``AttributeError`` so that ``hasattr(np, name)`` stays ``False``.
+    """
+
+
+# --------------------------------------------------------------------- user code
+_PKG_DIR = os.path.dirname(os.path.realpath(__file__))
+
+
+@functools.lru_cache(maxsize=None)
+def _library_roots():
+    roots = set()
+    for scheme_vars in (None, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        paths = sysconfig.get_paths(vars=scheme_vars) if scheme_vars else sysconfig.get_paths()
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            if paths.get(key):
+                roots.add(paths[key])
+    with contextlib.suppress(Exception):
+        roots.update(site.getsitepackages())
+    with contextlib.suppress(Exception):
+        roots.add(site.getusersitepackages())
+    roots.add(_PKG_DIR)
+    return tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots if r}))
+
+
+@functools.lru_cache(maxsize=4096)
+def is_user_file(filename) -> bool:
+    """True for a source file written by the user (not stdlib, site-packages or crosscheck)."""
+    if not filename:
+        return False
+    if filename.startswith("<"):
+        # "<string>", "<stdin>", "<ipython-input-…>" are user code; frozen stdlib is not.
+        return not (filename.startswith("<frozen") or filename == "<built-in>")
+    path = os.path.realpath(filename)
+    parts = path.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return not any(os.path.join(path, "").startswith(root) or path.startswith(root)
+                   for root in _library_roots())
+
+
+def _fmt(location):
+    return f"{os.path.basename(location[0])}:{location[1]}" if location else "an unknown line"
+
+
+def user_location(tb=None):
+    """``(filename, lineno)`` of the innermost user frame.
+
+    With a traceback, walks it (innermost last); without, walks the current stack
+    from the caller outwards.
+    """
+    if tb is not None:
+        found = None
+        while tb is not None:
+            if is_user_file(tb.tb_frame.f_code.co_filename):
+                found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+            tb = tb.tb_next
+        return found
+    frame = sys._getframe(1)
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename):
+            return (frame.f_code.co_filename, frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+def _source(location):
+    if not location:
+        return ""
+    return linecache.getline(location[0], location[1]).strip()
+
+
+# ------------------------------------------------------------------ messages
+def random_call(name, framework):
+    """The NotTraceable raised when the loss calls ``np.random.<name>``."""
+    loc = user_location()
+    return NotTraceable(
+        f"the loss calls `np.random.{name}` at {_fmt(loc)}: the loss must be deterministic; "
+        f"draw random numbers outside the loss and pass them as arguments "
+        f"(the {framework} oracle cannot reproduce numpy's random stream)", loc)
+
+
+def unsupported_name(name, framework):
+    """The NotTraceable raised for a numpy name the framework's namespace lacks."""
+    loc = user_location()
+    if framework == "torch":
+        text = (f"`np.{name}` (at {_fmt(loc)}) is not available under the torch oracle "
+                f"(crosscheck's numpy layer over torch); supported names: see "
+                f"crosscheck._torch_numpy.SUPPORTED")
+    else:
+        text = (f"`np.{name}` (at {_fmt(loc)}) is not available under the {framework} oracle "
+                f"({framework}'s numpy namespace has no `{name}`)")
+    return UnsupportedName(text, loc)
+
+
+_SETITEM = re.compile(r"^(?P<target>[\w.]+)\[(?P<index>.+)\]\s*(?P<op>[-+*/%@&|^]|\*\*|//)?=\s*(?P<value>.+)$")
+
+
+def _where_rewrite(line):
+    m = _SETITEM.match(line.split("#", 1)[0].strip())
+    if not m:
+        return "build the new array with `np.where(mask, new_value, A)` instead"
+    target, index, op, value = m["target"], m["index"], m["op"], m["value"]
+    new = f"{target} {op} {value}" if op else value
+    if ":" in index or re.fullmatch(r"[\d\s,-]+", index):
+        return f"build `{target}` without item assignment (e.g. np.where or np.concatenate) instead"
+    return f"write `{target} = np.where({index}, {new}, {target})` instead"
+
+
+def explain(exc, framework, fn=None) -> str:
+    """One sentence: what construct in the loss ``framework`` could not run, where, and the way out.
+
+    Args:
+        exc: the exception raised while running (or differentiating) the rebound loss.
+        framework: ``"jax"`` or ``"torch"``.
+        fn: the user's loss (used only to name it when no user line is found).
+    """
+    if isinstance(exc, NotTraceable):
+        return str(exc)
+    loc = user_location(exc.__traceback__)
+    where = _fmt(loc)
+    line = _source(loc)
+    quoted = f" (`{line}`)" if line else ""
+    name = type(exc).__name__
+    text = str(exc)
+    low = text.lower()
+    if loc is None and fn is not None:
+        where = f"{where} in `{getattr(fn, '__qualname__', fn)}`"
+
+    if ("immutable" in low and "assignment" in low) or ".at[" in text or "does not support item assignment" in low:
+        what = f"`{line}`" if line else "an item assignment"
+        return f"in-place write {what} at {where} cannot be traced by {framework}; {_where_rewrite(line)}"
+    if name == "NonConcreteBooleanIndexError" or "boolean indices must be concrete" in low or "nonconcretebooleanindex" in low:
+        return (f"indexes with a boolean mask at {where}{quoted}, which gives a data-dependent shape "
+                f"{framework} cannot trace; keep the shape fixed, e.g. `np.sum(np.where(mask, x, 0))`")
+    if name == "TracerBoolConversionError" or "boolean conversion of traced" in low:
+        return (f"branches on an array value at {where}{quoted}; {framework} cannot trace Python control flow "
+                f"that depends on array values; use np.where(cond, a, b) instead")
+    if name in ("ConcretizationTypeError", "TracerIntegerConversionError") or "concrete value is expected" in low:
+        return (f"converts a traced value to a Python number (`float(...)`/`.item()`/`int(...)`) at {where}{quoted}; "
+                f"keep it as an array (use np.float64(x) or leave it as is)")
+    if name == "TracerArrayConversionError" or "can't call numpy() on tensor that requires grad" in low \
+            or "__array__() was called on" in low:
+        return (f"passes a traced array to code crosscheck cannot rebind (a library function such as scipy, or "
+                f"numpy reached through an object) at {where}{quoted}; call numpy through the name `np` "
+                f"in your own code, or pass a per-framework loss")
+    if "modified by an inplace operation" in low or "leaf variable that requires grad is being used in an in-place" in low:
+        return (f"modifies an array in place at {where}{quoted}, which {framework} cannot differentiate; "
+                f"build a new array instead, e.g. `A = np.where(mask, 0, A)`")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{framework} could not run the loss: {name}: {first} (at {where})"
+
+
+def detached_message(fn=None, framework="torch") -> str:
+    """Message for a loss whose torch output does not require grad (graph broken silently)."""
+    name = getattr(fn, "__qualname__", "the loss")
+    return (f"under the {framework} oracle `{name}` returned a value that does not depend on the parameters: "
+            f"the graph was broken (e.g. `.item()`, `float(...)`, `np.int64(...)` on the result, or a "
+            f"conversion through numpy); keep the computation in arrays")
+
+
+# ------------------------------------------------------------------ torch guard
+_SCALAR_CONVERSIONS = frozenset({"item", "__float__", "__int__", "__index__", "tolist", "numpy", "__array__"})
+
+
+@functools.lru_cache(maxsize=1)
+def _guard_mode_class():
+    from torch.overrides import TorchFunctionMode
+
+    class _Guard(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name in _SCALAR_CONVERSIONS and args and getattr(args[0], "requires_grad", False):
+                loc = user_location()
+                shown = _source(loc)
+                raise NotTraceable(
+                    f"converts a traced value to a Python number (`float(...)`/`.item()`) at {_fmt(loc)}"
+                    + (f" (`{shown}`)" if shown else "")
+                    + "; keep it as an array: under torch this silently cuts the gradient", loc)
+            return func(*args, **(kwargs or {}))
+
+    return _Guard
+
+
+@contextlib.contextmanager
+def torch_guard():
+    """Within: converting a grad-requiring tensor to a Python number raises NotTraceable."""
+    with _guard_mode_class()():
+        yield

@@ -1,0 +1,202 @@
+"""Centered finite differences on the numpy loss, with an error estimate per element.
+
+Stencil:
+    ``D(h) = (J(θ + h eᵢ) − J(θ − h eᵢ)) / (2h)``, one element at a time, perturbed *in place*
+    on a private float64 copy and restored bit for bit afterwards (never a copy of the whole
+    parameter vector per element, as the seeds' loop makes).
+
+Step rule:
+    ``h = c · sᵢ`` where ``sᵢ = max(|θᵢ|, rms(θ_block))`` (the whole model's rms for an all-zero
+    block, 1 when everything is zero), so the step scales with the parameter: a block of
+    weights around 1e4 gets a step of the same relative size as one around 1e-4. ``θ ± h`` are
+    rounded to representable numbers and the true distance between them is the denominator.
+    The first pass uses ``c = 1e-4``. Its error is dominated by rounding, estimated as
+    ``noise / h`` where ``noise`` is the loss's *measured* rounding noise at the check point
+    (second differences along a few tiny random directions; floored at ``ε·|J|``). The
+    truncation error ``h²·J'''/6`` is unknown after one pass.
+
+Refinement (only where the hand-written gradient disagrees with the first pass or with an
+autodiff reference — cheap first, careful where it matters):
+    a ladder ``h, h/2, h/4`` with ``c = 1e-3`` gives two Richardson extrapolations
+    ``R = (4 D(h/2) − D(h)) / 3``; the value is the finer one and its error estimate is their
+    difference plus the rounding term (``6 · noise / h``).
+
+Kinks:
+    where the loss is not differentiable (ReLU at 0, ``abs``, ``max``) inside the stencil, the
+    one-sided differences ``D±`` jump instead of converging: for a smooth loss the gap
+    ``g(h) = D₊(h) − D₋(h) = (J₊ − 2J₀ + J₋)/h`` halves with the step, at a kink it stays. An
+    element whose gap does not halve (beyond rounding) is a kink; the interval between its
+    one-sided differences at the smallest step bounds the valid subgradients there.
+
+Where it breaks:
+    centered differences cannot resolve an error smaller than their own noise (the report
+    says how many times above that floor each disagreement is); a loss with a kink closer to
+    θ than the step is flagged as a kink rather than measured; a loss that is not
+    deterministic (dropout, unseeded randomness) makes every difference meaningless and is
+    refused up front.
+
+References:
+    Nocedal & Wright, *Numerical Optimization*, §8.1 (step choice); Richardson extrapolation;
+    chainer's ``check_backward(detect_nondifferentiable=True)`` for the kink test idea.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._inputs import Blocks
+from ._base import OracleResult, Problem
+
+NAME = "fd"
+REQUIRES = None
+FIRST_STEP = 1e-4       # relative step of the first pass
+LADDER_STEP = 1e-3      # largest relative step of the refinement ladder (then /2, /4)
+NOISE_PROBE = 1e-9      # relative size of the tiny perturbations that measure rounding noise
+KINK_RTOL = 1e-6        # a gap jump below this fraction of the block's gradient scale is smooth
+
+
+def version() -> str:
+    return f"numpy {np.__version__}"
+
+
+def element_scales(blocks: Blocks) -> np.ndarray:
+    """Per element ``max(|θᵢ|, rms(block))``; see the module docstring."""
+    flat = blocks.flat
+    total_rms = float(np.sqrt(np.mean(flat ** 2))) if flat.size else 0.0
+    scale = np.abs(flat).copy()
+    for name in blocks.names:
+        sl = blocks.slices[name]
+        rms = float(np.sqrt(np.mean(flat[sl] ** 2))) if flat[sl].size else 0.0
+        scale[sl] = np.maximum(scale[sl], rms or total_rms or 1.0)
+    return scale
+
+
+def loss_caller(loss, params: dict, args: tuple, sample):
+    """A zero-argument function evaluating the loss at ``params`` as a Python float."""
+    if isinstance(sample, (float, np.floating)):
+        return lambda: float(loss(params, *args))
+    return lambda: loss(params, *args).item()
+
+
+def measure_noise(call, flat: np.ndarray, scale: np.ndarray, f0: float, seed: int = 0,
+                  directions: int = 4) -> float:
+    """Rounding noise of the loss at θ: half the largest second difference along tiny steps.
+
+    Along ``θ ± δ·d`` with ``δ`` a billionth of each element's scale, the curvature term of
+    ``J₊ − 2J₀ + J₋`` is far below float64 resolution, so what remains is rounding.
+    """
+    rng = np.random.default_rng(seed)
+    base = flat.copy()
+    worst = 0.0
+    try:
+        for _ in range(directions):
+            step = NOISE_PROBE * scale * rng.choice((-1.0, 1.0), size=flat.size)
+            flat[:] = base + step
+            fp = call()
+            flat[:] = base - step
+            fm = call()
+            worst = max(worst, abs(fp - 2.0 * f0 + fm) / 2.0)
+    finally:
+        flat[:] = base
+    return max(worst, np.finfo(np.float64).eps * abs(f0), np.finfo(np.float64).tiny)
+
+
+@dataclass
+class Ladder:
+    """Refined estimates for a set of flat indices."""
+
+    index: np.ndarray
+    value: np.ndarray
+    error: np.ndarray
+    kink: np.ndarray
+    lower: np.ndarray   # one-sided differences at the smallest step (the subgradient interval)
+    upper: np.ndarray
+
+
+class Engine:
+    """Evaluates centered differences on a private copy of the parameters."""
+
+    def __init__(self, problem: Problem):
+        self.blocks = problem.blocks.copy()
+        self.flat = self.blocks.flat
+        self.args = problem.args
+        self.f0 = problem.loss_value
+        self.noise = problem.noise
+        self.scale = element_scales(problem.blocks)
+        params = self.blocks.as_dict()
+        sample = problem.loss.numpy(params, *problem.args)
+        self.call = loss_caller(problem.loss.numpy, params, problem.args, sample)
+        self.evaluations = 1
+
+    def centered(self, index: np.ndarray, rel_step: float) -> tuple:
+        """``(J₊, J₋, 2h)`` at each flat index, perturbing in place and restoring."""
+        flat, call = self.flat, self.call
+        x0 = flat[index]
+        xp = x0 + rel_step * self.scale[index]
+        xm = x0 - rel_step * self.scale[index]
+        fp = np.empty(index.size)
+        fm = np.empty(index.size)
+        try:
+            for k, i in enumerate(index.tolist()):
+                flat[i] = xp[k]
+                fp[k] = call()
+                flat[i] = xm[k]
+                fm[k] = call()
+                flat[i] = x0[k]
+        finally:
+            flat[index] = x0
+        self.evaluations += 2 * index.size
+        return fp, fm, xp - xm
+
+    def first_pass(self, index: np.ndarray) -> tuple:
+        """``(values, error estimates)``: one centered difference per element."""
+        fp, fm, width = self.centered(index, FIRST_STEP)
+        with np.errstate(invalid="ignore", over="ignore"):
+            value = (fp - fm) / width
+            error = 2.0 * self.noise / width
+        error[~np.isfinite(value)] = np.inf
+        return value, error
+
+    def refine(self, index: np.ndarray, grad_scale: np.ndarray) -> Ladder:
+        """Richardson ladder and kink test at each flat index (see the module docstring).
+
+        ``grad_scale`` is, per index, the size of the block's gradient: a gap jump below
+        ``KINK_RTOL`` of it is treated as smooth.
+        """
+        rungs = [self.centered(index, LADDER_STEP / 2 ** k) for k in range(3)]
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            d = [(fp - fm) / w for fp, fm, w in rungs]
+            half = [w / 2.0 for _, _, w in rungs]
+            gap = [(fp - 2.0 * self.f0 + fm) / h for (fp, fm, _), h in zip(rungs, half)]
+            r1 = (4.0 * d[1] - d[0]) / 3.0
+            r2 = (4.0 * d[2] - d[1]) / 3.0
+            rounding = 6.0 * self.noise / half[0]
+            error = np.abs(r1 - r2) + rounding
+            jump = np.maximum(np.abs(gap[0] - 2.0 * gap[1]), np.abs(gap[1] - 2.0 * gap[2]))
+            kink = jump > 64.0 * self.noise / half[0] + KINK_RTOL * grad_scale
+            fp, fm, _ = rungs[2]
+            right = (fp - self.f0) / half[2]
+            left = (self.f0 - fm) / half[2]
+        error[~np.isfinite(r2)] = np.inf
+        return Ladder(index, r2, error, kink, np.minimum(left, right), np.maximum(left, right))
+
+
+def run(problem: Problem) -> OracleResult:
+    start = time.perf_counter()
+    engine = Engine(problem)
+    blocks = engine.blocks
+    index = np.arange(blocks.size)
+    value, error = engine.first_pass(index)
+    grads, errors, covered = {}, {}, {}
+    for name in blocks.names:
+        sl, shape = blocks.slices[name], blocks.shapes[name]
+        grads[name] = value[sl].reshape(shape)
+        errors[name] = error[sl].reshape(shape)
+        covered[name] = np.ones(shape, dtype=bool)
+    return OracleResult(
+        NAME, version=version(), grads=grads, errors=errors, covered=covered,
+        forward=problem.loss_value, seconds=time.perf_counter() - start,
+        extra={"engine": engine, "evaluations": engine.evaluations})
