@@ -1,0 +1,89 @@
+"""Finding the cases a command line names: ``path/to/file.py:NAME`` or ``module:NAME``."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._case import Case
+from ._errors import CheckError
+
+
+@dataclass
+class Target:
+    """One case found on the command line: ``label`` is ``<file or module>/<case name>``."""
+
+    label: str
+    case: Case
+    source: str      # the file or module it came from (JUnit classname)
+
+
+def _load_file(path: Path):
+    directory = str(path.parent.resolve())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)   # so the model's own sibling imports resolve
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    name = f"crosscheck_target_{path.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load(target: str, base: str | os.PathLike | None = None) -> list:
+    """The cases a target names, as :class:`Target` objects.
+
+    Raises:
+        CheckError: the file, module or name does not exist, or does not name cases.
+    """
+    where, sep, attr = target.rpartition(":")
+    if not sep or not where or not attr:
+        raise CheckError(f"target `{target}` is not `path/to/file.py:NAME` or `module:NAME`.")
+    try:
+        if where.endswith(".py") or os.sep in where or "/" in where:
+            path = Path(base or ".") / where
+            if not path.is_file():
+                raise CheckError(f"target `{target}`: no file `{path}`.")
+            module, source, stem = _load_file(path), str(where), path.stem
+        else:
+            if str(Path(base or ".").resolve()) not in sys.path:
+                sys.path.insert(0, str(Path(base or ".").resolve()))
+            module, source, stem = importlib.import_module(where), where, where.rsplit(".", 1)[-1]
+    except CheckError:
+        raise
+    except Exception as exc:
+        raise CheckError(f"target `{target}`: importing it raised {type(exc).__name__}: "
+                         f"{exc}") from exc
+    if not hasattr(module, attr):
+        found = sorted(k for k, v in vars(module).items()
+                       if isinstance(v, Case) or (k == "cases"))
+        hint = f" (it defines: {', '.join(found)})" if found else ""
+        raise CheckError(f"target `{target}`: `{where}` has no `{attr}`{hint}.")
+    value = getattr(module, attr)
+    if callable(value) and not isinstance(value, Case):
+        try:
+            value = value()
+        except Exception as exc:
+            raise CheckError(f"target `{target}`: calling `{attr}()` raised "
+                             f"{type(exc).__name__}: {exc}") from exc
+    cases = [value] if isinstance(value, Case) else value
+    try:
+        cases = list(cases)
+    except TypeError:
+        cases = None
+    if not cases or not all(isinstance(c, Case) for c in cases):
+        raise CheckError(f"target `{target}`: `{attr}` is not a crosscheck.Case, an iterable "
+                         f"of Cases, or a zero-argument callable returning either.")
+    return [Target(f"{stem}/{c.name}", c, source) for c in cases]
