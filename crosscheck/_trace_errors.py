@@ -18,7 +18,8 @@ import site
 import sys
 import sysconfig
 
-__all__ = ["NotTraceable", "UnsupportedName", "explain", "is_user_file", "user_location", "torch_guard"]
+__all__ = ["NotTraceable", "UnsupportedName", "explain", "as_not_traceable", "detached_message",
+           "is_user_file", "user_location", "torch_guard"]
 
 
 class NotTraceable(Exception):
@@ -187,6 +188,16 @@ def explain(exc, framework, fn=None) -> str:
                 f"build a new array instead, e.g. `A = np.where(mask, 0, A)`")
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{framework} could not run the loss: {name}: {first} (at {where})"
+
+
+def as_not_traceable(exc, framework, fn=None) -> NotTraceable:
+    """``exc`` itself if already a NotTraceable, else a NotTraceable carrying :func:`explain`'s sentence.
+
+    Use as ``raise as_not_traceable(exc, "jax", loss) from exc``.
+    """
+    if isinstance(exc, NotTraceable):
+        return exc
+    return NotTraceable(explain(exc, framework, fn), user_location(exc.__traceback__))
 
 
 def detached_message(fn=None, framework="torch") -> str:
