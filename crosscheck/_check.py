@@ -364,8 +364,8 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
         difference, max_abs, worst, ratio, tol_diff = {}, {}, {}, {}, {}
         for n in names:
             c: Optional[Comparison] = vs.get(n)
-            if c:   # the seeds' formula over every element the oracle covered, kinks included
-                cover = np.isfinite(fd_errors[b]) if n == "fd" else np.ones(shape, bool)
+            if c:   # the seeds' formula; fd leaves out its kink elements
+                cover = masks[n] if n == "fd" else np.ones(shape, bool)
                 difference[n] = relative_difference(hand[b][cover], refs[n][cover])
             else:
                 difference[n] = None

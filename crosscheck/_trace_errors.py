@@ -19,7 +19,7 @@ import sys
 import sysconfig
 
 __all__ = ["NotTraceable", "UnsupportedName", "explain", "as_not_traceable", "detached_message",
-           "is_user_file", "user_location", "torch_guard"]
+           "is_user_file", "user_location", "caller_location", "torch_guard"]
 
 
 class NotTraceable(Exception):
@@ -82,19 +82,18 @@ def _fmt(location):
     return f"{os.path.basename(location[0])}:{location[1]}" if location else "an unknown line"
 
 
-def user_location(tb=None):
-    """``(filename, lineno)`` of the innermost user frame.
+def user_location(tb):
+    """``(filename, lineno)`` of the innermost user frame of traceback ``tb`` (``None`` if none)."""
+    found = None
+    while tb is not None:
+        if is_user_file(tb.tb_frame.f_code.co_filename):
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
 
-    With a traceback, walks it (innermost last); without, walks the current stack
-    from the caller outwards.
-    """
-    if tb is not None:
-        found = None
-        while tb is not None:
-            if is_user_file(tb.tb_frame.f_code.co_filename):
-                found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
-            tb = tb.tb_next
-        return found
+
+def caller_location():
+    """``(filename, lineno)`` of the innermost user frame on the current stack (``None`` if none)."""
     frame = sys._getframe(1)
     while frame is not None:
         if is_user_file(frame.f_code.co_filename):
@@ -112,7 +111,7 @@ def _source(location):
 # ------------------------------------------------------------------ messages
 def random_call(name, framework):
     """The NotTraceable raised when the loss calls ``np.random.<name>``."""
-    loc = user_location()
+    loc = caller_location()
     return NotTraceable(
         f"the loss calls `np.random.{name}` at {_fmt(loc)}: the loss must be deterministic; "
         f"draw random numbers outside the loss and pass them as arguments "
@@ -121,7 +120,7 @@ def random_call(name, framework):
 
 def unsupported_name(name, framework):
     """The NotTraceable raised for a numpy name the framework's namespace lacks."""
-    loc = user_location()
+    loc = caller_location()
     if framework == "torch":
         text = (f"`np.{name}` (at {_fmt(loc)}) is not available under the torch oracle "
                 f"(crosscheck's numpy layer over torch); supported names: see "
@@ -220,7 +219,7 @@ def _guard_mode_class():
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name = getattr(func, "__name__", "")
             if name in _SCALAR_CONVERSIONS and args and getattr(args[0], "requires_grad", False):
-                loc = user_location()
+                loc = caller_location()
                 shown = _source(loc)
                 raise NotTraceable(
                     f"converts a traced value to a Python number (`float(...)`/`.item()`) at {_fmt(loc)}"
