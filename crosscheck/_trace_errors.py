@@ -82,14 +82,31 @@ def _fmt(location):
     return f"{os.path.basename(location[0])}:{location[1]}" if location else "an unknown line"
 
 
-def user_location(tb):
-    """``(filename, lineno)`` of the innermost user frame of traceback ``tb`` (``None`` if none)."""
-    found = None
+def user_location(tb, within=None):
+    """``(filename, lineno)`` of the innermost user frame of traceback ``tb`` (``None`` if none).
+
+    With ``within`` (a code object), only frames from the first one running that code
+    inwards count: an error raised after the loss returned (e.g. in ``backward()``)
+    is not pinned on the caller's script.
+    """
+    found, inside = None, within is None
     while tb is not None:
-        if is_user_file(tb.tb_frame.f_code.co_filename):
-            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        code = tb.tb_frame.f_code
+        inside = inside or code is within
+        if inside and is_user_file(code.co_filename):
+            found = (code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
+
+
+def _code_of(fn):
+    fn = getattr(fn, "__crosscheck_rebound__", fn)
+    fn = getattr(fn, "__func__", fn)
+    fn = getattr(fn, "func", fn)  # functools.partial
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        code = getattr(getattr(type(fn), "__call__", None), "__code__", None)
+    return code
 
 
 def caller_location():
@@ -131,7 +148,8 @@ def unsupported_name(name, framework):
     return UnsupportedName(text, loc)
 
 
-_SETITEM = re.compile(r"^(?P<target>[\w.]+)\[(?P<index>.+)\]\s*(?P<op>[-+*/%@&|^]|\*\*|//)?=\s*(?P<value>.+)$")
+_SETITEM = re.compile(r"^(?P<target>[\w.]+(?:\[[^\[\]]*\])*)\[(?P<index>[^\[\]]+)\]\s*"
+                      r"(?P<op>[-+*/%@&|^]|\*\*|//)?=\s*(?P<value>.+)$")
 
 
 def _where_rewrite(line):
@@ -155,7 +173,7 @@ def explain(exc, framework, fn=None) -> str:
     """
     if isinstance(exc, NotTraceable):
         return str(exc)
-    loc = user_location(exc.__traceback__)
+    loc = _locate(exc, fn)
     where = _fmt(loc)
     line = _source(loc)
     quoted = f" (`{line}`)" if line else ""
@@ -163,12 +181,12 @@ def explain(exc, framework, fn=None) -> str:
     text = str(exc)
     low = text.lower()
     if loc is None and fn is not None:
-        where = f"{where} in `{getattr(fn, '__qualname__', fn)}`"
+        where = f"{where} in `{getattr(fn, '__qualname__', type(fn).__name__)}`"
 
     if ("immutable" in low and "assignment" in low) or ".at[" in text or "does not support item assignment" in low:
         what = f"`{line}`" if line else "an item assignment"
         return f"in-place write {what} at {where} cannot be traced by {framework}; {_where_rewrite(line)}"
-    if name == "NonConcreteBooleanIndexError" or "boolean indices must be concrete" in low or "nonconcretebooleanindex" in low:
+    if name == "NonConcreteBooleanIndexError" or "boolean indices must be concrete" in low:
         return (f"indexes with a boolean mask at {where}{quoted}, which gives a data-dependent shape "
                 f"{framework} cannot trace; keep the shape fixed, e.g. `np.sum(np.where(mask, x, 0))`")
     if name == "TracerBoolConversionError" or "boolean conversion of traced" in low:
@@ -183,8 +201,19 @@ def explain(exc, framework, fn=None) -> str:
                 f"numpy reached through an object) at {where}{quoted}; call numpy through the name `np` "
                 f"in your own code, or pass a per-framework loss")
     if "modified by an inplace operation" in low or "leaf variable that requires grad is being used in an in-place" in low:
-        return (f"modifies an array in place at {where}{quoted}, which {framework} cannot differentiate; "
+        at = f" at {where}{quoted}" if loc else " (an `A[...] = ...` or `A += ...` on an array the gradient needs)"
+        return (f"the loss modifies an array in place{at}, which {framework} cannot differentiate; "
                 f"build a new array instead, e.g. `A = np.where(mask, 0, A)`")
+    if "does not require grad and does not have a grad_fn" in low:
+        return detached_message(fn, framework)
+    loss_name = getattr(fn, "__qualname__", "the loss") if fn is not None else "the loss"
+    if "only defined for scalar-output" in low or "implicitly created only for scalar outputs" in low:
+        shape = re.search(r"shape: (\(.*?\))", text)
+        return (f"`{loss_name}` must return a scalar to be differentiated by {framework}"
+                + (f"; it returned shape {shape[1]}" if shape else ""))
+    if "requires real-valued outputs" in low:
+        return (f"`{loss_name}` returned an integer value under {framework}, which has no gradient "
+                f"(e.g. `np.int64(...)` of the result); return a float")
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{framework} could not run the loss: {name}: {first} (at {where})"
 
@@ -196,7 +225,14 @@ def as_not_traceable(exc, framework, fn=None) -> NotTraceable:
     """
     if isinstance(exc, NotTraceable):
         return exc
-    return NotTraceable(explain(exc, framework, fn), user_location(exc.__traceback__))
+    return NotTraceable(explain(exc, framework, fn), _locate(exc, fn))
+
+
+def _locate(exc, fn):
+    code = _code_of(fn) if fn is not None else None
+    if code is not None and is_user_file(code.co_filename):
+        return user_location(exc.__traceback__, within=code)
+    return user_location(exc.__traceback__)
 
 
 def detached_message(fn=None, framework="torch") -> str:
@@ -208,7 +244,8 @@ def detached_message(fn=None, framework="torch") -> str:
 
 
 # ------------------------------------------------------------------ torch guard
-_SCALAR_CONVERSIONS = frozenset({"item", "__float__", "__int__", "__index__", "tolist", "numpy", "__array__"})
+_SCALAR_CONVERSIONS = frozenset({"item", "__float__", "__int__", "__index__", "tolist"})
+_NUMPY_CONVERSIONS = frozenset({"numpy", "__array__"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -218,13 +255,18 @@ def _guard_mode_class():
     class _Guard(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name = getattr(func, "__name__", "")
-            if name in _SCALAR_CONVERSIONS and args and getattr(args[0], "requires_grad", False):
+            if args and getattr(args[0], "requires_grad", False) and (
+                    name in _SCALAR_CONVERSIONS or name in _NUMPY_CONVERSIONS):
                 loc = caller_location()
-                shown = _source(loc)
+                shown = f" (`{_source(loc)}`)" if _source(loc) else ""
+                if name in _NUMPY_CONVERSIONS:
+                    raise NotTraceable(
+                        f"passes a traced array to code crosscheck cannot rebind (a library function such as "
+                        f"scipy, or numpy reached through an object) at {_fmt(loc)}{shown}; call numpy through "
+                        f"the name `np` in your own code, or pass a per-framework loss", loc)
                 raise NotTraceable(
-                    f"converts a traced value to a Python number (`float(...)`/`.item()`) at {_fmt(loc)}"
-                    + (f" (`{shown}`)" if shown else "")
-                    + "; keep it as an array: under torch this silently cuts the gradient", loc)
+                    f"converts a traced value to a Python number (`float(...)`/`.item()`) at {_fmt(loc)}{shown}; "
+                    f"keep it as an array: under torch this silently cuts the gradient", loc)
             return func(*args, **(kwargs or {}))
 
     return _Guard
