@@ -296,9 +296,11 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
         gscale = np.zeros(blocks.size)
         for b in blocks.names:
             gscale[blocks.slices[b]] = tol.scale(ran[best].grads[b]) if best else 1.0
-        before = engine.evaluations
+        before, started = engine.evaluations, time.perf_counter()
         ladder = engine.refine(all_idx, gscale[all_idx])
         engine_evals = engine.evaluations - before
+        if "fd" in infos:
+            infos["fd"].seconds += time.perf_counter() - started
         flat_kink = np.zeros(blocks.size, bool)
         flat_kink[ladder.index] = ladder.kink
         flat_lo = np.full(blocks.size, np.nan)
