@@ -18,12 +18,13 @@ from ._taylor import taylor_orders
 from ._tolerances import merged
 from ._verdict import judge
 from .oracles import AUTODIFF, Problem
-from .oracles._fd import Engine, element_scales, loss_caller, measure_noise
+from .oracles._fd import FULL_MAX, Engine, element_scales, loss_caller, measure_noise
 
 EPS = float(np.finfo(np.float64).eps)
 PRIORITY = ("jax", "torch", "fd")   # which reference a diagnosis compares against, first
 REFINE_CAP = 4096                   # elements refined per block, worst first
-FULL_LADDER_MAX = 5000              # up to this many elements, refine every one (6 evals each)
+FOCUS_CAP = 256                     # fd="auto": elements per block where hand ≠ autodiff
+FULL_LADDER_MAX = FULL_MAX          # fd="auto": up to this many elements, refine every one
 
 
 def _same_args(a: tuple, b: tuple) -> bool:
@@ -125,6 +126,44 @@ class _Tolerance:
                 + self.table["fd_rtol"] * self.scale(value, mask))
 
 
+def _focus(hand: dict, autodiff: list, blocks: Blocks, table: dict, f0: float,
+           noise: float) -> np.ndarray:
+    """Flat indices where the hand-written gradient disagrees with an autodiff reference,
+    worst first, at most ``FOCUS_CAP`` per block: where centered differences must look."""
+    tol = _Tolerance(table, f0, noise)
+    out = []
+    for res in autodiff:
+        s_all = max(tol.scale(res.grads[b]) for b in blocks.names)
+        for b in blocks.names:
+            c = compare(hand[b], res.grads[b], 2 * tol.autodiff(res.grads[b], s_all))
+            if c.mismatch.any():
+                ratio = np.nan_to_num(np.ravel(c.ratio), nan=0.0, posinf=1e300)
+                worst = np.argsort(-ratio)[:min(FOCUS_CAP, int(c.mismatch.sum()))]
+                out.append(worst + blocks.slices[b].start)
+    return np.unique(np.concatenate(out)) if out else np.array([], np.int64)
+
+
+def _directional(hand: dict, ran: dict, blocks: Blocks, tol: "_Tolerance",
+                 s_all: dict) -> dict:
+    """Compare hand·d with the centered-difference directional derivatives, per block."""
+    out = {}
+    fd_res = ran["fd"]
+    table = tol.table
+    for b, probes in fd_res.extra.get("directions", {}).items():
+        failed = 0
+        for d, value, error, at_kink in probes:
+            if at_kink:   # the direction crosses a kink: the estimate says nothing
+                continue
+            g = np.ravel(hand[b])
+            slope = float(g @ d) if np.all(np.isfinite(g)) else float("nan")
+            magnitude = float(np.abs(g) @ np.abs(d)) if np.isfinite(slope) else 0.0
+            allowed = table["fd_safety"] * error + (table["fd_rtol"] + tol.ad_rtol) * magnitude
+            if not abs(slope - value) <= allowed:
+                failed += 1
+        out[b] = {"count": len(probes), "failed": failed}
+    return out
+
+
 NUDGE = 1e-6   # relative size of the random move off the kinks
 
 
@@ -176,7 +215,8 @@ def _validate_oracles(oracles: Any) -> list:
 def check(loss: Any, grad: Any, params: Mapping, *args: Any,
           oracles: Sequence[str] = ("fd", "jax", "torch"),
           tolerances: Optional[Mapping] = None, seed: int = 0, case: Optional[str] = None,
-          batch: Optional[int] = None, taylor: bool = True) -> Report:
+          batch: Optional[int] = None, taylor: bool = True, fd: Any = "auto",
+          executor: Any = None, progress: Optional[bool] = None) -> Report:
     """Check a hand-written gradient against up to three references, block by block.
 
     Args:
@@ -195,6 +235,15 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
         case: a name for the report.
         batch: the batch size m, to call out factors of m or 1/m (guessed from ``args``).
         taylor: run the Taylor remainder test per block.
+        fd: centered-difference coverage: ``"auto"`` (every element of a model up to 5,000
+            parameters; on bigger ones, when autodiff covers every element, the elements
+            where hand and autodiff disagree, a stratified sample of 32 per block and two
+            random directions per block), ``"all"`` (every element, one centered difference
+            each, refined where it disagrees), or an int (the per-block sample).
+        executor: a ``concurrent.futures.Executor`` or ``dask.distributed.Client`` that
+            evaluates centered differences in chunks (results identical to in-process).
+        progress: show a progress bar for long centered-difference work (default: on a
+            terminal only).
 
     Returns:
         A :class:`Report`; ``report.ok``, ``report.flagged``, ``report.blocks[name]``.
@@ -212,6 +261,10 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
     """
     start = time.perf_counter()
     names = _validate_oracles(oracles)
+    if not (fd in ("auto", "all") or (isinstance(fd, int) and not isinstance(fd, bool)
+                                      and fd > 0)):
+        raise CheckError(f"`fd` must be 'auto', 'all' or a positive int (elements sampled per "
+                         f"block), got {fd!r}.")
     table = merged(tolerances)
     spec = prepare_loss(loss)
     blocks = prepare_params(params)
@@ -230,8 +283,15 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
         if abs(value - f0) > table["parity_rtol"] * abs(f0) + 1e3 * noise:
             notes.append(f"`grad` returned loss {value!r} but `loss` computes {f0!r}: are they "
                          f"the same model?")
-    problem = Problem(spec, blocks, args, f0, noise, {"seed": seed})
-    results = {name: registry.run(name, problem) for name in names}
+    options = {"seed": seed, "fd": fd, "executor": executor, "progress": progress}
+    problem = Problem(spec, blocks, args, f0, noise, options)
+    results = {name: registry.run(name, problem) for name in names if name != "fd"}
+    if "fd" in names:   # last, so that it can focus on where hand and autodiff disagree
+        autodiff_ran = [r for r in results.values() if r.ran]
+        options["autodiff"] = bool(autodiff_ran)
+        options["focus"] = _focus(hand, autodiff_ran, blocks, table, f0, noise)
+        results["fd"] = registry.run("fd", problem)
+        results = {name: results[name] for name in names}
 
     forward = {"numpy": f0}
     infos = {}
@@ -240,7 +300,7 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
         if name in AUTODIFF:
             forward[name] = res.forward
             if res.ran:
-                parity = abs(res.forward - f0) <= table["parity_rtol"] * abs(f0) + 1e3 * noise
+                parity = bool(abs(res.forward - f0) <= table["parity_rtol"] * abs(f0) + 1e3 * noise)
                 if not parity:
                     notes.append(
                         f"forward parity: {name} computes loss {res.forward!r}, numpy "
@@ -266,7 +326,24 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
     upper = {b: np.full(blocks.shapes[b], np.nan) for b in blocks.names}
     refined = {b: 0 for b in blocks.names}
     to_refine = []
-    full_ladder = "fd" in ran and blocks.size <= FULL_LADDER_MAX
+    full_ladder = "fd" in ran and fd == "auto" and blocks.size <= FULL_LADDER_MAX
+    directions = _directional(hand, ran, blocks, tol, s_all) if "fd" in ran else {}
+    autodiff_ran = any(n in AUTODIFF for n in ran)
+    for b, failed in directions.items():
+        if failed["failed"] and autodiff_ran:
+            notes.append(f"block `{b}`: {failed['failed']} of {failed['count']} directional "
+                         f"derivative(s) by centered differences disagreed with the "
+                         f"hand-written gradient; autodiff checked every element of the block.")
+        elif failed["failed"] and not ran["fd"].covered[b].all():   # drill into the block
+            engine = ran["fd"].extra["engine"]
+            sl = blocks.slices[b]
+            idx = np.arange(sl.start, sl.stop)
+            v, e = engine.first_pass(idx)
+            fd_values[b] = v.reshape(blocks.shapes[b])
+            fd_errors[b] = e.reshape(blocks.shapes[b])
+            ran["fd"].covered[b][...] = True
+            notes.append(f"block `{b}`: a directional derivative disagreed with the "
+                         f"hand-written gradient; checked every element of the block.")
     for b in blocks.names:
         sl = blocks.slices[b]
         if full_ladder:   # small model: the careful estimate everywhere is cheap
@@ -281,7 +358,7 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
                 mask = np.ones(blocks.shapes[b], bool)
                 t = 2 * tol.autodiff(r.grads[b], s_all[n])
             c = compare(hand[b], r.grads[b], t, mask)
-            suspect |= c.mismatch | (n == "fd") & ~mask
+            suspect |= c.mismatch | (n == "fd") & ran["fd"].covered[b] & ~mask
         idx = np.flatnonzero(suspect)
         if idx.size > REFINE_CAP:
             notes.append(f"block `{b}`: {idx.size} elements disagree; refined the first "
@@ -388,8 +465,10 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
         size = int(np.prod(shape, dtype=np.int64))
         coverage = {}
         if "fd" in ran:
-            coverage["fd"] = {"elements": int(masks["fd"].sum() + kink[b].sum()), "size": size,
-                              "refined": refined[b], "directions": 0}
+            coverage["fd"] = {"elements": int(ran["fd"].covered[b].sum()), "size": size,
+                              "refined": refined[b],
+                              "directions": directions.get(b, {}).get("count", 0),
+                              "directions_failed": directions.get(b, {}).get("failed", 0)}
         reason = j.reason
         if kink[b].any():
             reason += (f"; {int(kink[b].sum())} element(s) at a kink of the loss "

@@ -106,6 +106,14 @@ def diagnose(name: str, hand: np.ndarray, ref: np.ndarray, ref_name: str, tol: n
     if 0 < n_bad < size:
         w = elements[0]
         what = "one element" if n_bad == 1 else f"{n_bad} of {size} elements"
+        if hand.ndim == 2 and n_bad > 1:
+            rows, cols = np.nonzero(mismatch)
+            for axis, ids in (("column", cols), ("row", rows)):
+                if np.all(ids == ids[0]):
+                    line = hand[:, ids[0]] if axis == "column" else hand[ids[0], :]
+                    zeroed = " — zero in the hand-written gradient" if not np.any(line) else ""
+                    what += f" (all in {axis} {int(ids[0])}{zeroed})"
+                    break
         return make("partial",
                     f"{what} of `{name}` disagree (worst at {w['index']}: hand "
                     f"{w['hand']:.6g} vs {label} {w['reference']:.6g}); the rest agree: "

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._inputs import Blocks
+from .._progress import Progress
 from ._base import OracleResult, Problem
 
 NAME = "fd"
@@ -61,6 +62,10 @@ LADDER_STEP = 4e-3      # largest relative step of the refinement ladder (then /
 RUNGS = 4
 NOISE_PROBE = 1e-9      # relative size of the tiny perturbations that measure rounding noise
 KINK_RTOL = 1e-6        # a gap jump below this fraction of the block's gradient scale is smooth
+FULL_MAX = 5000         # fd="auto": up to this many elements, every element (and the ladder)
+BUDGET = 200_000        # fd="auto" without autodiff: loss evaluations before sampling
+SAMPLE = 32             # fd="auto" with autodiff: stratified sample per block
+DIRECTIONS = 2          # fd="auto" with autodiff: random directional derivatives per block
 
 
 def version() -> str:
@@ -134,6 +139,9 @@ class Engine:
         params = self.blocks.as_dict()
         sample = problem.loss.numpy(params, *problem.args)
         self.call = loss_caller(problem.loss.numpy, params, problem.args, sample)
+        self.loss = problem.loss.numpy
+        self.executor = problem.options.get("executor")
+        self.progress = Progress(problem.options.get("progress"))
         self.evaluations = 1
 
     def centered(self, index: np.ndarray, rel_step: float) -> tuple:
@@ -142,27 +150,45 @@ class Engine:
         x0 = flat[index]
         xp = x0 + rel_step * self.scale[index]
         xm = x0 - rel_step * self.scale[index]
-        fp = np.empty(index.size)
-        fm = np.empty(index.size)
-        try:
-            for k, i in enumerate(index.tolist()):
-                flat[i] = xp[k]
-                fp[k] = call()
-                flat[i] = xm[k]
-                fm[k] = call()
-                flat[i] = x0[k]
-        finally:
-            flat[index] = x0
+        if self.executor is not None:
+            from .._executors import map_chunks
+            fp, fm = map_chunks(self.executor, self.loss, self.blocks.names,
+                                [self.blocks.shapes[n] for n in self.blocks.names], flat,
+                                self.args, index, xp, xm, progress=self.progress.advance)
+        else:
+            fp = np.empty(index.size)
+            fm = np.empty(index.size)
+            tick = self.progress.advance
+            try:
+                for k, i in enumerate(index.tolist()):
+                    flat[i] = xp[k]
+                    fp[k] = call()
+                    flat[i] = xm[k]
+                    fm[k] = call()
+                    flat[i] = x0[k]
+                    if not k & 255:
+                        tick(256)
+            finally:
+                flat[index] = x0
         self.evaluations += 2 * index.size
         return fp, fm, xp - xm
 
     def first_pass(self, index: np.ndarray) -> tuple:
-        """``(values, error estimates)``: one centered difference per element."""
+        """``(values, error estimates)``: one centered difference per element.
+
+        The error estimate is the rounding term ``noise / h`` plus a truncation allowance
+        ``FIRST_STEP² · (|D| + max|D|)``: the truncation ``h² J‴ / 6`` is unknown after one
+        pass, so this assumes a third derivative no larger than the gradient's scale in units
+        of the step; elements that disagree beyond it are refined anyway.
+        """
         fp, fm, width = self.centered(index, FIRST_STEP)
         with np.errstate(invalid="ignore", over="ignore"):
             value = (fp - fm) / width
             error = 2.0 * self.noise / width
-        error[~np.isfinite(value)] = np.inf
+        finite = np.isfinite(value)
+        scale = float(np.max(np.abs(value[finite]))) if finite.any() else 0.0
+        error = error + FIRST_STEP ** 2 * (np.abs(np.nan_to_num(value)) + scale)
+        error[~finite] = np.inf
         return value, error
 
     def refine(self, index: np.ndarray, grad_scale: np.ndarray) -> Ladder:
@@ -172,41 +198,123 @@ class Engine:
         ``KINK_RTOL`` of it is treated as smooth.
         """
         rungs = [self.centered(index, LADDER_STEP / 2 ** k) for k in range(RUNGS)]
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            d = [(fp - fm) / w for fp, fm, w in rungs]
-            half = [w / 2.0 for _, _, w in rungs]
-            gap = [(fp - 2.0 * self.f0 + fm) / h for (fp, fm, _), h in zip(rungs, half)]
-            rich = [(4.0 * d[k + 1] - d[k]) / 3.0 for k in range(RUNGS - 1)]
-            # error of rich[k]: its distance to the next extrapolation plus its rounding
-            errs = np.array([np.abs(rich[k] - rich[k + 1]) + 3.0 * self.noise / half[k]
-                             for k in range(RUNGS - 2)])
-            errs[~np.isfinite(errs)] = np.inf
-            best = np.argmin(errs, axis=0)
-            cols = np.arange(index.size)
-            value = np.array(rich[:RUNGS - 2])[best, cols]
-            error = errs[best, cols]
-            jump = np.max([np.abs(gap[k] - 2.0 * gap[k + 1]) for k in range(RUNGS - 1)], axis=0)
-            kink = jump > 64.0 * self.noise / half[-1] + KINK_RTOL * grad_scale
-            fp, fm, _ = rungs[-1]
-            right = (fp - self.f0) / half[-1]
-            left = (self.f0 - fm) / half[-1]
-        error[~np.isfinite(value)] = np.inf
+        value, error, kink, left, right = _extrapolate(rungs, self.f0, self.noise, grad_scale)
         return Ladder(index, value, error, kink, np.minimum(left, right), np.maximum(left, right))
+
+    def directional(self, sl: slice, direction: np.ndarray) -> tuple:
+        """``(value, error, kink)``: the derivative of the loss along ``direction`` within block
+        slice ``sl``, by the same Richardson ladder (two evaluations per rung)."""
+        flat, base = self.flat, self.flat[sl].copy()
+        rungs = []
+        try:
+            for k in range(RUNGS):
+                h = LADDER_STEP / 2 ** k
+                flat[sl] = base + h * direction
+                fp = self.call()
+                flat[sl] = base - h * direction
+                fm = self.call()
+                rungs.append((np.array([fp]), np.array([fm]), np.array([2.0 * h])))
+        finally:
+            flat[sl] = base
+        self.evaluations += 2 * RUNGS
+        value, error, kink, _, _ = _extrapolate(rungs, self.f0, self.noise, np.zeros(1))
+        return float(value[0]), float(error[0]), bool(kink[0])
+
+
+def _extrapolate(rungs: list, f0: float, noise: float, grad_scale: np.ndarray) -> tuple:
+    """Richardson extrapolation over a ladder of centered differences, with the kink test."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = [(fp - fm) / w for fp, fm, w in rungs]
+        half = [w / 2.0 for _, _, w in rungs]
+        gap = [(fp - 2.0 * f0 + fm) / h for (fp, fm, _), h in zip(rungs, half)]
+        rich = [(4.0 * d[k + 1] - d[k]) / 3.0 for k in range(RUNGS - 1)]
+        # error of rich[k]: its distance to the next extrapolation plus its rounding
+        errs = np.array([np.abs(rich[k] - rich[k + 1]) + 3.0 * noise / half[k]
+                         for k in range(RUNGS - 2)])
+        errs[~np.isfinite(errs)] = np.inf
+        best = np.argmin(errs, axis=0)
+        cols = np.arange(best.size)
+        value = np.array(rich[:RUNGS - 2])[best, cols]
+        error = errs[best, cols]
+        jump = np.max([np.abs(gap[k] - 2.0 * gap[k + 1]) for k in range(RUNGS - 1)], axis=0)
+        kink = jump > 64.0 * noise / half[-1] + KINK_RTOL * grad_scale
+        fp, fm, _ = rungs[-1]
+        right = (fp - f0) / half[-1]
+        left = (f0 - fm) / half[-1]
+    error[~np.isfinite(value)] = np.inf
+    return value, error, kink, left, right
+
+
+def stratified(size: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` indices in ``range(size)``: one drawn at random from each of ``k`` equal strata."""
+    if k >= size:
+        return np.arange(size)
+    edges = np.linspace(0, size, k + 1).astype(np.int64)
+    return np.unique(edges[:-1] + (rng.random(k) * (edges[1:] - edges[:-1])).astype(np.int64))
+
+
+def select(problem: Problem, blocks: Blocks) -> tuple:
+    """Which elements the first pass evaluates, how many directions per block, and a note.
+
+    ``fd="all"``: every element. ``fd="auto"`` (default): every element of a small model
+    (``FULL_MAX``), or when no autodiff reference covers the elements and the budget allows;
+    otherwise the elements where the hand-written gradient and autodiff disagree
+    (``problem.options["focus"]``), a stratified sample of ``SAMPLE`` per block, and
+    ``DIRECTIONS`` random directional derivatives per block. ``fd=<int>``: that sample size.
+    """
+    mode = problem.options.get("fd", "auto")
+    n = blocks.size
+    if mode == "all" or (mode == "auto" and n <= FULL_MAX):
+        return np.arange(n), 0, None
+    autodiff = problem.options.get("autodiff", False)
+    if mode == "auto" and not autodiff:
+        budget = int(problem.options.get("fd_budget", BUDGET))
+        if 2 * n <= budget:
+            return np.arange(n), 0, None
+        per_block = max(1, budget // (2 * len(blocks.names)))
+        note = (f"no autodiff reference: centered differences sampled up to {per_block} "
+                f"element(s) per block to stay within {budget} loss evaluations (pass "
+                f"fd='all' for every element)")
+    else:
+        per_block = SAMPLE if mode == "auto" else int(mode)
+        note = None
+    rng = np.random.default_rng(problem.options.get("seed", 0) + 7)
+    chosen = [np.asarray(problem.options.get("focus", np.array([], np.int64)), np.int64)]
+    for name in blocks.names:
+        sl = blocks.slices[name]
+        chosen.append(sl.start + stratified(sl.stop - sl.start, per_block, rng))
+    return np.unique(np.concatenate(chosen)), DIRECTIONS, note
 
 
 def run(problem: Problem) -> OracleResult:
     start = time.perf_counter()
     engine = Engine(problem)
     blocks = engine.blocks
-    index = np.arange(blocks.size)
-    value, error = engine.first_pass(index)
+    index, directions, note = select(problem, blocks)
+    value = np.full(blocks.size, np.nan)
+    error = np.full(blocks.size, np.inf)
+    with engine.progress.stage(2 * index.size, "centered differences"):
+        value[index], error[index] = engine.first_pass(index)
+    cover = np.zeros(blocks.size, bool)
+    cover[index] = True
     grads, errors, covered = {}, {}, {}
     for name in blocks.names:
         sl, shape = blocks.slices[name], blocks.shapes[name]
         grads[name] = value[sl].reshape(shape)
         errors[name] = error[sl].reshape(shape)
-        covered[name] = np.ones(shape, dtype=bool)
+        covered[name] = cover[sl].reshape(shape)
+    dirs = {}
+    if directions:
+        rng = np.random.default_rng(problem.options.get("seed", 0) + 11)
+        for name in blocks.names:
+            sl = blocks.slices[name]
+            dirs[name] = []
+            for _ in range(directions):
+                d = rng.standard_normal(sl.stop - sl.start)
+                d *= engine.scale[sl] / (np.linalg.norm(d) / np.sqrt(d.size))
+                dirs[name].append((d,) + engine.directional(sl, d))
     return OracleResult(
         NAME, version=version(), grads=grads, errors=errors, covered=covered,
         forward=problem.loss_value, seconds=time.perf_counter() - start,
-        extra={"engine": engine, "evaluations": engine.evaluations})
+        notes=[note] if note else [],
+        extra={"engine": engine, "evaluations": engine.evaluations, "directions": dirs})
