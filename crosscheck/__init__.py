@@ -9,6 +9,7 @@ from . import classic as classic
 from ._case import Case as Case
 from ._check import check as check
 from ._errors import CheckError as CheckError
+from ._layer import check_layer as check_layer
 from ._report import Block as Block
 from ._report import Diagnosis as Diagnosis
 from ._report import Report as Report
@@ -24,4 +25,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'crosscheck' has no attribute {name!r}")
 
 
-__all__ = ["Block", "Case", "CheckError", "Diagnosis", "Report", "check", "classic"]
+__all__ = ["Block", "Case", "CheckError", "Diagnosis", "Report", "check", "check_layer",
+           "classic"]

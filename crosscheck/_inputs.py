@@ -218,8 +218,9 @@ def normalize_grad(out: Any, blocks: Blocks) -> tuple:
                              f"return a real float array.")
         shape = blocks.shapes[name]
         if arr.shape != shape:
-            hint = (" (`keepdims=True` in the sum keeps it)" if arr.size == int(np.prod(shape))
-                    else "")
+            squeezed = [d for d in shape if d != 1] == [d for d in arr.shape if d != 1]
+            hint = (" (`keepdims=True` in the sum keeps it)" if squeezed and arr.ndim < len(shape)
+                    else " (it looks transposed)" if arr.shape == shape[::-1] else "")
             raise CheckError(
                 f"`grad` returned shape {arr.shape} for block `{name}`, whose parameter has "
                 f"shape {shape}; return an array of the parameter's shape{hint}.")

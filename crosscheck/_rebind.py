@@ -31,6 +31,8 @@ import types
 import warnings
 import weakref
 
+import numpy as np
+
 from crosscheck._trace_errors import NotTraceable, is_user_file, random_call, unsupported_name
 
 __all__ = ["rebind", "run_rebound", "is_user_code", "jax_namespace", "torch_namespace", "NumpyNamespace",
@@ -105,13 +107,24 @@ class _RandomStub:
         return _random
 
 
+def _missing(name, framework):
+    """A numpy submodule the namespace lacks becomes a placeholder (so `np.fft.fft` is named in full);
+    any other missing name raises at once."""
+    import numpy
+
+    if isinstance(getattr(numpy, name, None), types.ModuleType):
+        return _Unsupported(name, framework)
+    raise unsupported_name(name, framework)
+
+
 class NumpyNamespace(types.ModuleType):
     """What ``np`` means in rebound code: names from ``source`` (or ``extra``), clear errors otherwise."""
 
-    def __init__(self, framework, source, names=None, extra=None):
+    def __init__(self, framework, source, names=None, extra=None, convert=None):
         super().__init__(f"crosscheck.{framework}_numpy", f"numpy names over {framework}")
         self.__dict__.update({"_cc_framework": framework, "_cc_source": source, "_cc_names": names,
-                              "_cc_extra": dict(extra or {}), "random": _RandomStub(framework)})
+                              "_cc_extra": dict(extra or {}), "_cc_convert": convert,
+                              "random": _RandomStub(framework)})
 
     def __getattr__(self, name):
         d = self.__dict__
@@ -120,12 +133,11 @@ class NumpyNamespace(types.ModuleType):
         if name in d["_cc_extra"]:
             value = d["_cc_extra"][name]
         elif d["_cc_names"] is not None and name not in d["_cc_names"]:
-            raise unsupported_name(name, d["_cc_framework"])
+            value = _missing(name, d["_cc_framework"])
         else:
-            try:
-                value = getattr(d["_cc_source"], name)
-            except AttributeError:
-                raise unsupported_name(name, d["_cc_framework"]) from None
+            value = getattr(d["_cc_source"], name, _Unsupported)
+            if value is _Unsupported:
+                value = _missing(name, d["_cc_framework"])
         d[name] = value  # later look-ups are plain attribute reads
         return value
 
@@ -157,12 +169,17 @@ def jax_namespace() -> NumpyNamespace:
 
 
 def torch_namespace() -> NumpyNamespace:
-    """crosscheck's numpy layer over torch (:mod:`crosscheck._torch_numpy`), float64 throughout."""
+    """crosscheck's numpy layer over torch (:mod:`crosscheck._torch_numpy`), float64 throughout.
+
+    numpy arrays the loss reaches through globals, closures, defaults or attributes become
+    tensors (torch's operators do not accept numpy arrays).
+    """
     with _NS_LOCK:
         if "torch" not in _NAMESPACES:
             from crosscheck import _torch_numpy
 
-            _NAMESPACES["torch"] = NumpyNamespace("torch", _torch_numpy, names=frozenset(_torch_numpy.SUPPORTED))
+            _NAMESPACES["torch"] = NumpyNamespace("torch", _torch_numpy, names=frozenset(_torch_numpy.SUPPORTED),
+                                                  convert=_torch_numpy.constant)
         return _NAMESPACES["torch"]
 
 
@@ -230,6 +247,7 @@ class _Rebinder:
 
     def __init__(self, namespace):
         self.ns = namespace
+        self._convert = namespace.__dict__.get("_cc_convert") if isinstance(namespace, NumpyNamespace) else None
         self.framework = getattr(namespace, "_cc_framework", getattr(namespace, "__name__", "namespace"))
         self._lock = threading.RLock()
         self._functions = weakref.WeakKeyDictionary()  # fn -> (fingerprint, rebound)
@@ -240,8 +258,13 @@ class _Rebinder:
 
     # -- entry point ---------------------------------------------------
     def translate(self, value, depth=0):
-        if _is_data(value):
-            return value  # numbers, strings, arrays: nothing to rebind
+        if value is np:
+            return self.ns
+        cls = value.__class__
+        if cls in _PLAIN:
+            return value
+        if cls is np.ndarray:  # torch's operators need tensors; jax mixes numpy arrays in by itself
+            return value if self._convert is None else self._convert(value)
         if isinstance(value, types.ModuleType):
             return self._module(value)
         if isinstance(value, types.FunctionType):
@@ -261,27 +284,22 @@ class _Rebinder:
             return functools.partial(func, *args, **kwargs)
         if isinstance(value, type):
             return self._class(value) if is_user_code(value) else self._numpy_object(value)
-        cls = value.__class__
+        if hasattr(value, "__array_priority__"):
+            return value  # tensors, jax arrays, numpy scalars
         if cls in (tuple, list, dict):
             return self._container(value, depth)
         if is_user_code(cls):
             return self._instance(value)
-        if callable(value):
-            return self._numpy_object(value)
-        return value
+        return self._numpy_object(value)  # numpy callables, numpy.random generators; anything else as is
 
     # -- kinds ------------------------------------------------------------
     def _numpy_object(self, value):
         hit = _numpy_index().get(id(value))
         if hit is None or hit[0] is not value:
+            if value.__class__.__module__.startswith("numpy.random") and hasattr(self.ns, "random"):
+                return self.ns.random  # a Generator/RandomState: its methods raise NotTraceable
             return value
-        obj = self.ns
-        try:
-            for part in hit[1].split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            return _Unsupported(hit[1], self.framework)
-        return obj
+        return self._numpy_submodule(hit[1])
 
     def _module(self, module):
         if isinstance(module, (_ModuleView, NumpyNamespace)):
@@ -300,6 +318,7 @@ class _Rebinder:
             return hit[1]
 
     def _numpy_submodule(self, dotted):
+        """``namespace.<dotted>``, or a placeholder raising NotTraceable when used."""
         obj = self.ns
         try:
             for part in dotted.split("."):
@@ -334,7 +353,8 @@ class _Rebinder:
                 return hit[1]
             cells = None
             if fn.__closure__ is not None:
-                cells = tuple(c if _plain_cell(c) else types.CellType() for c in fn.__closure__)
+                cells = tuple(c if name == "__class__" or self._shareable(c) else types.CellType()
+                              for name, c in zip(fn.__code__.co_freevars, fn.__closure__))
             new = types.FunctionType(fn.__code__, self._live_globals(fn.__globals__), fn.__name__, None, cells)
             self._functions[fn] = (fingerprint, new)  # registered before recursing: cycles terminate
             new.__dict__.update(fn.__dict__)
@@ -359,25 +379,35 @@ class _Rebinder:
             if view is not None:
                 return view
             self._classes[cls] = cls  # provisional, for self-references while building
-            view = self._classes[cls] = self._make_class_view(cls)
+            try:
+                view = self._make_class_view(cls)
+            except TypeError:  # e.g. a metaclass or layout conflict: the class runs unchanged
+                view = cls
+            self._classes[cls] = view
             return view
 
     def _make_class_view(self, cls):
+        """``class View(cls, *views of cls's bases)`` holding cls's own methods, rebound.
+
+        MRO: View, cls, view(base1), base1, ...: every method found (also through a
+        zero-arg ``super()``, whose ``__class__`` cell keeps the original class) is rebound.
+        """
         mro = cls.__mro__[:-1]
         if type(cls) not in (type, abc.ABCMeta) or cls.__mro__[-1] is not object \
-                or not all(is_user_code(c) for c in mro) \
-                or any("__slots__" in c.__dict__ or "__init_subclass__" in c.__dict__ for c in mro):
+                or not all(is_user_code(c) or c is abc.ABC for c in mro) \
+                or any("__slots__" in c.__dict__ or "__init_subclass__" in c.__dict__
+                       for c in mro if c is not abc.ABC):
             return cls  # unusual class: its methods run unchanged
-        body, seen = {"__crosscheck_view_of__": cls}, set()
-        for c in mro:
-            for name, attr in c.__dict__.items():
-                if name in seen or name in ("__dict__", "__weakref__", "__module__", "__qualname__", "__doc__"):
-                    continue
-                seen.add(name)
+        bases = [self._class(b) for b in cls.__bases__ if b not in (object, abc.ABC)]
+        if any(b.__dict__.get("__crosscheck_view_of__") is None for b in bases):
+            return cls
+        body = {"__crosscheck_view_of__": cls}
+        for name, attr in cls.__dict__.items():
+            if name not in ("__dict__", "__weakref__", "__module__", "__qualname__", "__doc__"):
                 new = self._descriptor(attr)
                 if new is not attr:
                     body[name] = new
-        if "__getattribute__" not in seen:
+        if not any("__getattribute__" in c.__dict__ for c in mro):
             translate = self.translate
 
             def __getattribute__(obj, name):
@@ -388,7 +418,7 @@ class _Rebinder:
                 return translate(value)
 
             body["__getattribute__"] = __getattribute__
-        view = type(cls)(cls.__name__, (cls,), body)
+        view = type(cls)(cls.__name__, (cls, *bases), body)
         view.__qualname__, view.__module__ = cls.__qualname__, cls.__module__
         return view
 
@@ -419,16 +449,18 @@ class _Rebinder:
         new = [self.translate(v, depth + 1) for v in value]
         return value if _same(new, value) else value.__class__(new)
 
+    def _shareable(self, cell):
+        """A closure cell the rebound function can share with the original (nothing in it to translate)."""
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            return True  # empty cell
+        return _is_data(value) and not (self._convert is not None and value.__class__ is np.ndarray)
+
     def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
         return self.translate(builtins.__import__(name, globals, locals, fromlist, level))
 
 
-def _plain_cell(cell):
-    try:
-        value = cell.cell_contents
-    except ValueError:
-        return True  # empty cell: share it
-    return _is_data(value)
 
 
 def _is_data(value):

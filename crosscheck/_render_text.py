@@ -26,13 +26,27 @@ def headline(report) -> str:
     return f"{name}all {n} block(s) agree"
 
 
+def _coverage(block) -> Optional[str]:
+    cov = block.coverage.get("fd")
+    if not cov:
+        return None
+    text = f"{cov['elements']}/{cov['size']}"
+    if cov.get("directions"):
+        text += f" +{cov['directions']}dir"
+    return text
+
+
 def _rows(report) -> tuple:
     oracles = list(report.oracles)
-    header = ["block", "shape", *oracles, "verdict"]
+    sampled = any((b.coverage.get("fd") or {}).get("elements", b.size) < b.size
+                  for b in report.blocks.values())
+    header = ["block", "shape", *oracles, *(["fd coverage"] if sampled else []), "verdict"]
     rows = []
     for block in report.blocks.values():
         cells = [block.name, "×".join(map(str, block.shape)) or "()"]
         cells += [_num(block.difference.get(o)) for o in oracles]
+        if sampled:
+            cells.append(_coverage(block) or "—")
         cells.append(MARK[block.verdict])
         rows.append(cells)
     return header, rows

@@ -1,36 +1,62 @@
-"""Saving reports to a folder: one JSON file per report (and HTML when it can)."""
+"""Saving reports to a folder: JSON and HTML per report, plus an index of them all.
+
+For ``(test id, report)`` pairs (what the pytest plugin collects), ``save_reports`` writes
+``<test>.json`` and ``<test>.html`` per report, ``index.html`` with every report, and
+``run.json`` in the ``crosscheck.run/1`` schema, so that two test runs can be compared with
+``crosscheck compare``.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Optional
+
+RESERVED = ("index", "run")   # stems of the files that cover every report
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "report"
 
 
-def save_reports(directory, pairs) -> list:
-    """Write ``(test_id, report)`` pairs into ``directory``; return the written paths."""
+def save_reports(directory, pairs, *, command: Optional[str] = None) -> list:
+    """Write ``(test_id, report)`` pairs into ``directory``; return the written paths.
+
+    Args:
+        directory: the folder (created if missing).
+        pairs: ``(test id or None, Report)`` pairs, in the order they were made.
+        command: the command that ran them, for the run's metadata.
+
+    Returns:
+        The paths written: per report its JSON and HTML, then ``index.html`` and ``run.json``.
+    """
+    from ._render_html import render_page
+    from ._runs import Outcome, run_document
+
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    written, seen = [], {}
+    written, outcomes, seen = [], [], {stem: 1 for stem in RESERVED}
     for test_id, report in pairs:
-        stem = _slug(test_id or report.case or "report")
+        label = test_id or report.case or "report"
+        stem = _slug(label)
         seen[stem] = seen.get(stem, 0) + 1
         if seen[stem] > 1:
             stem = f"{stem}-{seen[stem]}"
         data = report.to_dict()
         data["test"] = test_id
         path = out / f"{stem}.json"
-        path.write_text(json.dumps(data, indent=2))
-        written.append(path)
-        try:
-            from ._render_html import render_page
-        except ImportError:
-            continue
+        path.write_text(json.dumps(data, indent=2), encoding="utf-8")
         html_path = out / f"{stem}.html"
-        html_path.write_text(render_page([report], title=test_id or report.case or "crosscheck"))
-        written.append(html_path)
-    return written
+        html_path.write_text(render_page([report], title=label), encoding="utf-8")
+        written += [path, html_path]
+        outcomes.append(Outcome(label, report, None, report.seconds))
+    index = out / "index.html"
+    index.write_text(render_page(outcomes, title="crosscheck reports"), encoding="utf-8")
+    doc = run_document(outcomes, command or "")
+    for entry, (test_id, _), outcome in zip(doc["reports"], pairs, outcomes):
+        entry["test"] = test_id
+        entry["case"] = entry.get("case") or outcome.label   # compare matches on `case`
+    run = out / "run.json"
+    run.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return written + [index, run]

@@ -7,7 +7,8 @@ element's scale, so the direction respects the block's magnitude), the remainder
 
 shrinks like ``ε²`` as ε halves when ``g`` is the true gradient, and only like ``ε`` when it
 is wrong. The observed order is ``log₂(r(ε) / r(ε/2))`` at the finest pair of steps whose
-remainders stand clear of the loss's rounding noise.
+remainders stand clear of the loss's rounding noise (the ladder starts at 0.1, so a block
+too small to move the loss at fine steps still gets an order from coarser ones).
 
 Notes:
     A loss that is linear along ``d`` has no remainder to measure (order ``None``, reported as
@@ -25,7 +26,7 @@ import numpy as np
 
 from .oracles._fd import element_scales, loss_caller
 
-STEPS = tuple(1e-3 / 2 ** k for k in range(5))
+STEPS = tuple(1e-1 / 2 ** k for k in range(12))   # 0.1 … 5e-5, relative to the scale
 CLEAR_OF_NOISE = 1e3
 
 

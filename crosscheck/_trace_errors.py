@@ -93,10 +93,19 @@ def user_location(tb, within=None):
     while tb is not None:
         code = tb.tb_frame.f_code
         inside = inside or code is within
-        if inside and is_user_file(code.co_filename):
+        if inside and _is_user_frame(tb.tb_frame):
             found = (code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
+
+
+def _is_user_frame(frame):
+    filename = frame.f_code.co_filename
+    if filename.startswith("<"):  # generated code ("<string>") belongs to the module that made it
+        module = sys.modules.get(frame.f_globals.get("__name__") or "")
+        if module is not None and getattr(module, "__file__", None):
+            return is_user_file(module.__file__)
+    return is_user_file(filename)
 
 
 def _code_of(fn):
@@ -113,7 +122,7 @@ def caller_location():
     """``(filename, lineno)`` of the innermost user frame on the current stack (``None`` if none)."""
     frame = sys._getframe(1)
     while frame is not None:
-        if is_user_file(frame.f_code.co_filename):
+        if _is_user_frame(frame):
             return (frame.f_code.co_filename, frame.f_lineno)
         frame = frame.f_back
     return None
@@ -183,7 +192,7 @@ def explain(exc, framework, fn=None) -> str:
     if loc is None and fn is not None:
         where = f"{where} in `{getattr(fn, '__qualname__', type(fn).__name__)}`"
 
-    if ("immutable" in low and "assignment" in low) or ".at[" in text or "does not support item assignment" in low:
+    if ("immutable" in low and "assignment" in low) or ".at[" in text or "not support item assignment" in low:
         what = f"`{line}`" if line else "an item assignment"
         return f"in-place write {what} at {where} cannot be traced by {framework}; {_where_rewrite(line)}"
     if name == "NonConcreteBooleanIndexError" or "boolean indices must be concrete" in low:
@@ -200,7 +209,7 @@ def explain(exc, framework, fn=None) -> str:
         return (f"passes a traced array to code crosscheck cannot rebind (a library function such as scipy, or "
                 f"numpy reached through an object) at {where}{quoted}; call numpy through the name `np` "
                 f"in your own code, or pass a per-framework loss")
-    if "modified by an inplace operation" in low or "leaf variable that requires grad is being used in an in-place" in low:
+    if "modified by an inplace operation" in low or "requires grad is being used in an in-place" in low:
         at = f" at {where}{quoted}" if loc else " (an `A[...] = ...` or `A += ...` on an array the gradient needs)"
         return (f"the loss modifies an array in place{at}, which {framework} cannot differentiate; "
                 f"build a new array instead, e.g. `A = np.where(mask, 0, A)`")

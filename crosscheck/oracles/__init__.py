@@ -27,11 +27,18 @@ def names() -> tuple:
 def run(name: str, problem: Problem) -> OracleResult:
     """Run one oracle; a missing framework or a failure becomes ``error``, never an exception."""
     module = importlib.import_module(REGISTRY[name])
-    if module.REQUIRES and importlib.util.find_spec(module.REQUIRES) is None:
-        return OracleResult(
-            name, skipped=True,
-            error=f"skipped: {module.REQUIRES} is not installed "
-                  f"(`pip install {module.REQUIRES}` to add this reference)")
+    if module.REQUIRES:
+        try:
+            found = importlib.util.find_spec(module.REQUIRES) is not None
+        except (ImportError, ValueError) as exc:   # a finder that refuses, a broken entry
+            return OracleResult(name, skipped=True,
+                                error=f"skipped: {module.REQUIRES} cannot be imported "
+                                      f"({type(exc).__name__}: {exc})")
+        if not found:
+            return OracleResult(
+                name, skipped=True,
+                error=f"skipped: {module.REQUIRES} is not installed "
+                      f"(`pip install {module.REQUIRES}` to add this reference)")
     start = time.perf_counter()
     try:
         result = module.run(problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -11,6 +12,9 @@ from ._base import (OracleResult, Problem, explain_failure, framework_loss,
 
 NAME = "torch"
 REQUIRES = "torch"
+# torch's default dtype is process-wide: Python floats meeting integer tensors (``0.5 * Y``)
+# must give float64 during the oracle's run, and concurrent checks must not interleave.
+_DEFAULT_DTYPE = threading.Lock()
 
 
 def version() -> str:
@@ -27,6 +31,16 @@ def _convert(value, torch):
 def run(problem: Problem) -> OracleResult:
     import torch
 
+    with _DEFAULT_DTYPE:
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            return _run(problem, torch)
+        finally:
+            torch.set_default_dtype(previous)
+
+
+def _run(problem: Problem, torch) -> OracleResult:
     loss = framework_loss(problem, "torch")
     blocks = problem.blocks
     start = time.perf_counter()

@@ -1,0 +1,140 @@
+"""``check_layer``: layers as people write them, ``forward → (out, cache)`` and
+``backward(dout, cache) → (dx, dw, db, …)`` (the cs231n convention).
+
+The oracles differentiate the scalar ``Σ out · dout`` for a seeded random upstream gradient
+``dout``; its gradient with respect to each input is exactly what ``backward(dout, cache)``
+must return. The forward runs as written under jax and torch (``np`` rebound, see
+``crosscheck._rebind``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ._check import check
+from ._errors import CheckError
+from ._report import Report
+
+CHECK_OPTIONS = ("oracles", "tolerances", "case", "fd", "executor", "progress", "taylor",
+                 "batch")
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+
+
+def _layer_loss(forward: Callable, names: list, constants: dict) -> Callable:
+    def loss(params, dout):
+        from array_api_compat import array_namespace
+        out = forward(**params, **constants)
+        if isinstance(out, tuple):
+            out = out[0]
+        xp = array_namespace(out)
+        return xp.sum(out * dout)
+    loss.__qualname__ = f"check_layer.<Σ out·dout of {getattr(forward, '__name__', 'forward')}>"
+    return loss
+
+
+def _rebound(forward: Callable, framework: str, names: list, constants: dict) -> Callable:
+    """The layer loss with ``forward`` rebound to ``framework`` on first use."""
+    cache = {}
+
+    def loss(params, dout):
+        if "fn" not in cache:
+            from ._rebind import run_rebound
+            cache["fn"] = _layer_loss(run_rebound(forward, framework), names, constants)
+        return cache["fn"](params, dout)
+    return loss
+
+
+def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence[str]] = None,
+                seed: int = 0, dout: Optional[np.ndarray] = None, **inputs: Any) -> Report:
+    """Check a layer's hand-written ``backward`` against its ``forward``.
+
+    Args:
+        forward: ``forward(**inputs) -> (out, cache)`` (or just ``out``), plain numpy or array API.
+        backward: ``backward(dout, cache)`` returning the gradients in the order of
+            ``forward``'s array parameters (``(dx, dw, db)`` for ``forward(x, w, b)``), a single
+            array when there is one, or a dict keyed by input name.
+        wrt: the inputs to check (default: every float array input). Other inputs (dicts of
+            settings such as ``bn_param``, integer arrays, scalars) are passed through as they are.
+        seed: seeds the random upstream gradient ``dout`` (and the check's own choices).
+        dout: the upstream gradient to use instead of a random one.
+        **inputs: the forward's inputs by name, and options of :func:`crosscheck.check`
+            (``oracles``, ``tolerances``, ``fd``, ``case``, …).
+
+    Returns:
+        A :class:`Report` whose blocks are named by the forward's argument names.
+
+    Raises:
+        CheckError: an input is missing or not an array, or ``backward`` returns the wrong
+            number of gradients.
+
+    Example:
+        >>> import numpy as np, crosscheck
+        >>> def fwd(x, w):
+        ...     return x @ w, (x, w)
+        >>> def bwd(dout, cache):
+        ...     x, w = cache
+        ...     return dout @ w.T, x.T @ dout
+        >>> r = np.random.default_rng(0)
+        >>> crosscheck.check_layer(fwd, bwd, x=r.standard_normal((2, 3)),
+        ...                        w=r.standard_normal((3, 4)), oracles=["fd"]).ok
+        True
+    """
+    options = {k: inputs.pop(k) for k in CHECK_OPTIONS if k in inputs}
+    try:
+        signature = inspect.signature(forward)
+        order = [p.name for p in signature.parameters.values()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]
+    except (TypeError, ValueError):
+        order = list(inputs)
+    missing = [n for n in order if n not in inputs and
+               signature.parameters[n].default is inspect.Parameter.empty]
+    if missing:
+        raise CheckError(f"`forward` takes {', '.join(f'`{n}`' for n in missing)} but "
+                         f"check_layer was not given {'it' if len(missing) == 1 else 'them'}; "
+                         f"pass every input by name, e.g. `check_layer(fwd, bwd, x=x, w=w)`.")
+    arrays = [n for n in order if n in inputs and _is_block(np.asarray(inputs[n]))
+              and isinstance(inputs[n], np.ndarray)]
+    names = list(wrt) if wrt is not None else arrays
+    for n in names:
+        if n not in arrays:
+            raise CheckError(f"input `{n}` is not a float array input of `forward`; check_layer "
+                             f"checks the gradients of float array inputs ({', '.join(arrays)}).")
+    params = {n: inputs[n] for n in names}
+    constants = {k: v for k, v in inputs.items() if k not in params}
+    out = forward(**{k: (v.copy() if isinstance(v, np.ndarray) else v)
+                     for k, v in inputs.items()})
+    out = out[0] if isinstance(out, tuple) else out
+    if dout is None:
+        dout = np.random.default_rng(seed).standard_normal(np.shape(out))
+    elif np.shape(dout) != np.shape(out):
+        raise CheckError(f"`dout` has shape {np.shape(dout)} but the forward's output has shape "
+                         f"{np.shape(out)}; pass an upstream gradient of the output's shape.")
+
+    def grad(p, d):
+        result = forward(**p, **constants)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise CheckError("`forward` must return `(out, cache)` for check_layer, so that "
+                             "`backward(dout, cache)` can run.")
+        grads = backward(d, result[1])
+        if isinstance(grads, Mapping):
+            return {n: grads[n] for n in names if n in grads} | {k: v for k, v in grads.items()}
+        grads = grads if isinstance(grads, (tuple, list)) else (grads,)
+        if len(grads) != len(arrays):
+            raise CheckError(
+                f"`backward` returned {len(grads)} gradient(s) but `forward` has "
+                f"{len(arrays)} float array input(s) ({', '.join(arrays)}); return one gradient "
+                f"per array input, in the forward's argument order.")
+        by_name = dict(zip(arrays, grads))
+        return {n: by_name[n] for n in names}
+
+    loss = {"numpy": _layer_loss(forward, names, constants),
+            "jax": _rebound(forward, "jax", names, constants),
+            "torch": _rebound(forward, "torch", names, constants)}
+    options.setdefault("case", getattr(forward, "__name__", None))
+    return check(loss, grad, params, dout, seed=seed, **options)

@@ -1,0 +1,276 @@
+"""HTML: one self-contained page for a run, and a report's view in Jupyter.
+
+Per case: the block table, a chart of every oracle's difference per block on a log scale with
+each block's tolerance, and for every wrong block a heat-map of where its elements disagree.
+Charts are drawn with matplotlib (Agg, imported only here) and embedded as
+``data:image/png;base64`` images, so the page fetches nothing. Every user-supplied string is
+escaped with :func:`html.escape`, and a Content-Security-Policy forbids scripts outright.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Optional
+
+import numpy as np
+
+from ._render_text import MARK, _num, headline
+from ._runs import as_outcomes, summary
+
+NO_MATPLOTLIB = ('Charts need matplotlib, which is not installed: '
+                 '<code>pip install "crosscheck[report]"</code>.')
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+FLOOR = 1e-17   # where a difference of exactly 0 is drawn on the log scale
+CSS = """
+.crosscheck { font-family: system-ui, sans-serif; color: #1f2328; max-width: 1100px; }
+.crosscheck table { border-collapse: collapse; margin: .5em 0 1em; }
+.crosscheck th, .crosscheck td { border: 1px solid #d0d7de; padding: .25em .6em; }
+.crosscheck th { background: #f6f8fa; text-align: left; }
+.crosscheck td.num { text-align: right; font-family: ui-monospace, monospace;
+  white-space: nowrap; }
+.crosscheck .ok { color: #1a7f37; } .crosscheck .wrong { color: #cf222e; font-weight: bold; }
+.crosscheck .inconclusive, .crosscheck .error { color: #9a6700; }
+.crosscheck section { border-top: 2px solid #d0d7de; margin-top: 1.5em; }
+.crosscheck img { max-width: 100%; display: block; margin: .5em 0; }
+.crosscheck img.map { display: inline-block; vertical-align: top; margin-right: 1em; }
+.crosscheck .note, .crosscheck .meta { color: #59636e; font-size: .9em; }
+.crosscheck pre { background: #f6f8fa; padding: .5em; white-space: pre-wrap; }
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _figure():
+    """A matplotlib Figure on an Agg canvas, or None without matplotlib (imported lazily)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+
+    def make(**kwargs):
+        fig = Figure(**kwargs)
+        FigureCanvasAgg(fig)
+        return fig
+    return make
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _label(text) -> str:
+    """Text for matplotlib: ``$`` would start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def difference_chart(report, figure) -> Optional[str]:
+    """Every oracle's difference per block (log scale), each bar with its tolerance tick."""
+    oracles = list(report.oracles)
+    blocks = list(report.blocks.values())
+    values = [v for b in blocks for o in oracles
+              for v in (b.difference.get(o), b.tolerance.get(o)) if v]
+    if not values:
+        return None
+    fig = figure(figsize=(min(14.0, 2.0 + 0.9 * len(blocks) * max(1, len(oracles)) / 2), 3.4))
+    ax = fig.add_subplot()
+    width = 0.8 / len(oracles)
+    colors = ["#0969da", "#8250df", "#bf8700", "#1a7f37", "#57606a"]
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    handles = []
+    for k, oracle in enumerate(oracles):
+        xs, ys, edges = [], [], []
+        for i, block in enumerate(blocks):
+            x = i - 0.4 + width * (k + 0.5)
+            d = block.difference.get(oracle)
+            if d is not None:
+                xs.append(x)
+                ys.append(max(d, FLOOR))
+                edges.append("#cf222e" if oracle in block.disagree else "none")
+            tol = block.tolerance.get(oracle)
+            if tol:
+                ax.hlines(tol, x - width / 2, x + width / 2, colors="black", linewidths=2)
+        color = colors[k % len(colors)]
+        ax.bar(xs, ys, width=width * 0.9, color=color, edgecolor=edges, linewidth=1.5)
+        handles.append(Patch(facecolor=color, label=_label(oracle)))
+    low = max(FLOOR, min(values) / 10)
+    ax.set_yscale("log")
+    ax.set_ylim(low / 10, max(values) * 10)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax.yaxis.set_major_locator(LogLocator(base=10.0, numticks=8))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))  # mathtext is slow
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(range(len(blocks)), [_label(b.name) for b in blocks],
+                  rotation=45 if len(blocks) > 8 else 0, ha="right" if len(blocks) > 8 else "center")
+    ax.set_ylabel("relative difference to hand")
+    ax.grid(axis="y", alpha=0.3)
+    handles += [Line2D([], [], color="black", linewidth=2, label="tolerance"),
+                Patch(facecolor="white", edgecolor="#cf222e", label="disagrees with hand")]
+    ax.legend(handles=handles, fontsize="small", ncols=len(handles), loc="upper left",
+              bbox_to_anchor=(0, 1.2), frameon=False)
+    return _png(fig)
+
+
+def as_2d(values: np.ndarray) -> np.ndarray:
+    """A block's per-element map as 2-d for display: 0-d → 1×1, 1-d → 1×n, n-d → rows × rest."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 0:
+        return values.reshape(1, 1)
+    if values.ndim == 1:
+        return values.reshape(1, -1)
+    return values.reshape(values.shape[0], -1)
+
+
+def mismatch_map(block, figure) -> Optional[str]:
+    """Heat-map of ``log10(|hand − ref| / tolerance)`` over a wrong block's elements."""
+    if block.mismatch is None:
+        return None
+    from matplotlib.colors import TwoSlopeNorm
+
+    ratio = as_2d(block.mismatch)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(np.isnan(ratio), np.nan, np.log10(np.maximum(ratio, 1e-3)))
+    finite = logs[np.isfinite(logs)]
+    top = float(finite.max()) if finite.size else 1.0
+    logs = np.where(np.isposinf(logs), top + 1, logs)
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=min(-3.0, float(np.nanmin(logs)) - 0.1)
+                        if np.isfinite(logs).any() else -3.0, vmax=max(1.0, top + 1))
+    rows, cols = ratio.shape
+    fig = figure(figsize=(min(10.0, 4.5 + 0.3 * cols), min(8.0, 1.6 + 0.4 * rows)))
+    ax = fig.add_subplot()
+    from matplotlib import colormaps
+    cmap = colormaps["coolwarm"].with_extremes(bad="#d0d7de")
+    image = ax.imshow(np.ma.masked_invalid(logs), cmap=cmap, norm=norm,
+                      aspect="auto" if max(rows, cols) > 40 else "equal",
+                      interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="log10(|hand − ref| / tolerance)")
+    ref = block.diagnosis.reference if block.diagnosis is not None else None
+    bad = int(np.sum(ratio > 1))
+    ax.set_title(_label(block.name) + f"\n{bad} of {ratio.size} element(s) beyond tolerance"
+                 + (f" vs {_label(ref)}" if ref else ""), fontsize="small")
+    from matplotlib.ticker import MaxNLocator
+    for axis, n in ((ax.xaxis, cols), (ax.yaxis, rows)):
+        if n <= 12:
+            axis.set_ticks(range(n))
+        else:
+            axis.set_major_locator(MaxNLocator(integer=True))
+    if np.ndim(block.mismatch) < 2:
+        ax.set_yticks([])
+    return _png(fig)
+
+
+def _table(report) -> str:
+    oracles = list(report.oracles)
+    head = "".join(f"<th>{_e(h)}</th>" for h in ["block", "shape", *oracles, "verdict",
+                                                   "diagnosis"])
+    rows = []
+    for block in report.blocks.values():
+        cells = [f"<td>{_e(block.name)}</td>",
+                 f'<td class="num">{_e("×".join(map(str, block.shape)) or "()")}</td>']
+        for o in oracles:
+            tol = block.tolerance.get(o)
+            title = f' title="tolerance {_e(_num(tol))}"' if tol else ""
+            cells.append(f'<td class="num"{title}>{_e(_num(block.difference.get(o)))}</td>')
+        cells.append(f'<td class="{_e(block.verdict)}">{_e(MARK[block.verdict])}</td>')
+        if block.diagnosis is not None:
+            text = block.diagnosis.text
+        else:
+            text = block.reason if block.verdict != "ok" or block.odd else ""
+        cells.append(f"<td>{_e(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _footer(report) -> str:
+    items = []
+    for name, info in report.oracles.items():
+        if info.error:
+            items.append(f"<li>{_e(name)}: {_e(info.error)}</li>")
+        else:
+            items.append(f"<li>{_e(name)}: {_e(info.version)}, {info.seconds:.3f} s</li>")
+    items += [f"<li>note: {_e(note)}</li>" for note in report.notes]
+    items.append(f"<li>params {_e(report.fingerprint)}, seed {_e(report.seed)}, "
+                 f"{report.seconds:.2f} s</li>")
+    return f'<ul class="meta">{"".join(items)}</ul>'
+
+
+def _charts(report, figure) -> str:
+    if figure is None:
+        return f'<p class="note">{NO_MATPLOTLIB}</p>'
+    parts = []
+    try:
+        uri = difference_chart(report, figure)
+        if uri:
+            parts.append(f'<img src="{uri}" alt="difference per block and oracle, log scale, '
+                         f'with tolerances">')
+        for name in report.flagged:
+            uri = mismatch_map(report.blocks[name], figure)
+            if uri:
+                parts.append(f'<img class="map" src="{uri}" alt="where {_e(name)} disagrees">')
+    except Exception as exc:  # noqa: BLE001 - a chart never costs the tables
+        parts.append(f'<p class="note">A chart could not be drawn: '
+                     f'{_e(type(exc).__name__)}: {_e(exc)}</p>')
+    return "".join(parts)
+
+
+def _section(report, figure, anchor: str = "") -> str:
+    verdict = "wrong" if report.flagged else "inconclusive" if report.inconclusive else "ok"
+    ident = f' id="{_e(anchor)}"' if anchor else ""
+    return (f"<section{ident}><h2 class=\"{verdict}\">{_e(headline(report))}</h2>"
+            f"{_table(report)}{_charts(report, figure)}{_footer(report)}</section>")
+
+
+def render_report_html(report) -> str:
+    """One report as an HTML fragment (Jupyter's ``_repr_html_``): table and charts."""
+    return (f'<div class="crosscheck"><style>{CSS}</style>'
+            f"{_section(report, _figure())}</div>")
+
+
+def render_page(reports, title: str = "crosscheck", *, metadata: Optional[dict] = None) -> str:
+    """A self-contained HTML page for several reports (or run outcomes).
+
+    Args:
+        reports: :class:`crosscheck.Report` or :class:`crosscheck._runs.Outcome` objects;
+            outcomes without a report are listed with their error.
+        title: the page's title and heading.
+        metadata: a run's metadata (``crosscheck._runs.metadata``), shown at the bottom.
+
+    Returns:
+        The page; it loads nothing from elsewhere and runs no script.
+    """
+    outcomes = as_outcomes(reports)
+    figure = _figure() if any(o.report is not None for o in outcomes) else None
+    rows, sections = [], []
+    for i, o in enumerate(outcomes, 1):
+        anchor = f"case-{i}"
+        cls = {"ok": "ok", "flagged": "wrong", "error": "error"}[o.status]
+        word = {"ok": "agrees", "flagged": "FLAGGED", "error": "could not check"}[o.status]
+        flagged = ", ".join(o.report.flagged) if o.report is not None else ""
+        rows.append(f'<tr><td><a href="#{anchor}">{_e(o.label)}</a></td>'
+                    f'<td class="{cls}">{word}</td><td>{_e(flagged)}</td></tr>')
+        if o.report is not None:
+            sections.append(_section(o.report, figure, anchor))
+        else:
+            sections.append(f'<section id="{anchor}"><h2 class="error">{_e(o.label)}: could '
+                            f'not be checked</h2><pre>{_e(o.error)}</pre></section>')
+    meta = ""
+    if metadata:
+        versions = ", ".join(f"{k} {v}" for k, v in metadata.get("versions", {}).items() if v)
+        meta = (f'<p class="meta">{_e(metadata.get("time", ""))} on '
+                f'{_e(metadata.get("host", ""))}: {_e(versions)}<br>'
+                f'<code>{_e(metadata.get("command", ""))}</code></p>')
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{_e(title)}</title><style>{CSS}</style></head>\n"
+            f'<body class="crosscheck"><h1>{_e(title)}</h1>'
+            f'<p><strong>{_e(summary(outcomes))}</strong></p>'
+            f'<table><tr><th>case</th><th>verdict</th><th>flagged blocks</th></tr>'
+            f'{"".join(rows)}</table>\n{"".join(sections)}\n{meta}</body></html>\n')

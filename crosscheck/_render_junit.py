@@ -1,0 +1,79 @@
+"""JUnit XML: one ``testcase`` per case, for CI systems that show test results.
+
+A flagged case is a ``failure`` whose message names the wrong blocks and their diagnoses; a
+case that could not be checked is an ``error``. The full table is the failure's text, or
+``system-out`` for a case that agrees.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import re
+import xml.etree.ElementTree as ET
+from typing import Optional
+
+from ._runs import as_outcomes
+
+# Characters XML 1.0 cannot hold at all (not even escaped).
+_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(value) -> str:
+    return _INVALID.sub("\ufffd", str(value))
+
+
+def failure_message(report) -> str:
+    """``flagged b1, W2 — b1: hand = 4.000 × reference …; W2: …``."""
+    parts = []
+    for name in report.flagged:
+        block = report.blocks[name]
+        text = block.diagnosis.text if block.diagnosis is not None else block.reason
+        parts.append(f"{name}: {text.rstrip('.')}")
+    return f"flagged {', '.join(report.flagged)} — " + "; ".join(parts)
+
+
+def render_junit(items, *, name: str = "crosscheck", timestamp: Optional[str] = None,
+                 hostname: Optional[str] = None) -> str:
+    """The JUnit XML document for reports or run outcomes.
+
+    Args:
+        items: :class:`crosscheck.Report` objects or :class:`crosscheck._runs.Outcome` objects
+            (outcomes also carry the cases that could not be checked).
+        name: the test suite's name.
+        timestamp: ISO time of the run (default: now, UTC).
+        hostname: the machine (default: ``platform.node()``).
+
+    Returns:
+        The XML text, with its declaration.
+    """
+    outcomes = as_outcomes(items)
+    if timestamp is None:
+        timestamp = datetime.datetime.now(datetime.timezone.utc).replace(
+            microsecond=0, tzinfo=None).isoformat()
+    failures = sum(o.status == "flagged" for o in outcomes)
+    errors = sum(o.status == "error" for o in outcomes)
+    total = f"{sum(o.seconds for o in outcomes):.3f}"
+    counts = {"tests": str(len(outcomes)), "failures": str(failures), "errors": str(errors),
+              "skipped": "0", "time": total}
+    root = ET.Element("testsuites", {"name": _text(name), **counts})
+    suite = ET.SubElement(root, "testsuite", {
+        "name": _text(name), **counts, "timestamp": timestamp,
+        "hostname": _text(hostname if hostname is not None else platform.node())})
+    for o in outcomes:
+        case = ET.SubElement(suite, "testcase", {
+            "classname": _text(o.source), "name": _text(o.label), "time": f"{o.seconds:.3f}"})
+        if o.report is None:
+            error = ET.SubElement(case, "error", {"message": _text(o.error),
+                                                  "type": "crosscheck.CheckError"})
+            error.text = _text(o.error)
+            continue
+        if not o.report.ok:
+            failure = ET.SubElement(case, "failure", {
+                "message": _text(failure_message(o.report)), "type": "crosscheck.flagged"})
+            failure.text = _text(str(o.report))
+        else:
+            out = ET.SubElement(case, "system-out")
+            out.text = _text(str(o.report))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -1,0 +1,98 @@
+"""Markdown: a run's summary fit for a GitHub step summary, and a comparison of two runs.
+
+User-supplied text (case and block names, diagnoses, errors) is escaped so that it can
+neither break a table (``|``, newlines) nor inject HTML (``<``, ``>``, ``&``).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Optional
+
+from ._render_text import MARK, _num, headline
+from ._runs import as_outcomes, comparison_headline, comparison_lines, summary
+
+VERDICT = {"ok": "✅ agrees", "flagged": "❌ flagged", "error": "⚠️ could not check"}
+
+
+def escape(text) -> str:
+    """Markdown-safe text for a paragraph or a table cell."""
+    text = html.escape(str(text), quote=False)
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _block_table(report) -> list:
+    oracles = list(report.oracles)
+    lines = ["| block | shape | " + " | ".join(escape(o) for o in oracles) + " | verdict |",
+             "|---|---|" + "---:|" * len(oracles) + "---|"]
+    for block in report.blocks.values():
+        shape = "×".join(map(str, block.shape)) or "()"
+        diffs = " | ".join(_num(block.difference.get(o)) for o in oracles)
+        mark = MARK[block.verdict]
+        mark = f"**{mark}**" if block.verdict == "wrong" else mark
+        lines.append(f"| {escape(block.name)} | {shape} | {diffs} | {mark} |")
+    return lines
+
+
+def _case_details(report) -> list:
+    lines = [f"### {escape(report.case or 'report')}", "", escape(headline(report)), "",
+             *_block_table(report), ""]
+    for name in report.flagged:
+        block = report.blocks[name]
+        text = block.diagnosis.text if block.diagnosis is not None else block.reason
+        lines.append(f"- **{escape(name)}**: {escape(text)}")
+    for name in report.inconclusive:
+        lines.append(f"- {escape(name)} (inconclusive): {escape(report.blocks[name].reason)}")
+    for note in report.notes:
+        lines.append(f"- note: {escape(note)}")
+    lines += [f"- {escape(n)}: {escape(i.error)}" for n, i in report.oracles.items() if i.error]
+    return lines + [""]
+
+
+def render_markdown(items, *, title: str = "crosscheck",
+                    metadata: Optional[dict] = None) -> str:
+    """A run's Markdown summary.
+
+    Args:
+        items: :class:`crosscheck.Report` or :class:`crosscheck._runs.Outcome` objects.
+        title: the heading.
+        metadata: a run's metadata (``crosscheck._runs.metadata``), shown as a footer.
+
+    Returns:
+        A headline, a table case × verdict × flagged blocks, then, per flagged case, its block
+        table and diagnoses, and the errors of cases that could not be checked.
+    """
+    outcomes = as_outcomes(items)
+    lines = [f"## {escape(title)}", "", f"**{escape(summary(outcomes))}**", "",
+             "| case | verdict | flagged blocks |", "|---|---|---|"]
+    for o in outcomes:
+        flagged = ", ".join(o.report.flagged) if o.report is not None else ""
+        lines.append(f"| {escape(o.label)} | {VERDICT[o.status]} | {escape(flagged)} |")
+    lines.append("")
+    for o in outcomes:
+        if o.status == "flagged":
+            lines += _case_details(o.report)
+    errors = [o for o in outcomes if o.status == "error"]
+    if errors:
+        lines += ["### Could not be checked", ""]
+        lines += [f"- **{escape(o.label)}**: {escape(o.error)}" for o in errors]
+        lines.append("")
+    if metadata:
+        versions = ", ".join(f"{k} {v}" for k, v in metadata.get("versions", {}).items() if v)
+        lines.append(f"<sub>{escape(metadata.get('time', ''))} on "
+                     f"{escape(metadata.get('host', ''))}: {escape(versions)}</sub>")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_comparison_markdown(cmp, old: str = "old", new: str = "new") -> str:
+    """Two runs compared (a :class:`crosscheck._runs.RunComparison`), as Markdown."""
+    lines = [f"## crosscheck compare: {escape(old)} → {escape(new)}", "",
+             f"**{escape(comparison_headline(cmp).split(': ', 1)[1])}**", ""]
+    findings = comparison_lines(cmp)
+    if findings:
+        lines += ["| change | detail |", "|---|---|"]
+        lines += [f"| {kind} | {escape(text)} |" for kind, text in findings]
+    else:
+        lines.append("Nothing changed.")
+    return "\n".join(lines) + "\n"
