@@ -9,6 +9,7 @@ before a check needs it; matplotlib only when an HTML report is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -65,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fd_arg(text: str):
+    from ._runs import parse_fd
+    try:
+        return parse_fd(text, "--fd")
+    except CheckError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _common(p: argparse.ArgumentParser, json_help: str) -> None:
     p.add_argument("--json", metavar="FILE", help=json_help)
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per case")
@@ -75,6 +84,12 @@ def _common(p: argparse.ArgumentParser, json_help: str) -> None:
     p.add_argument("--oracles", metavar="LIST", default=None,
                    help="comma-separated references among fd,jax,torch (default: all three)")
     p.add_argument("--seed", type=int, default=None, help="seed for random choices (default 0)")
+    p.add_argument("--fd", metavar="MODE", default=None, type=_fd_arg,
+                   help="centered-difference coverage: auto (default), all, or N elements "
+                        "sampled per block")
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="evaluate centered differences on a Dask cluster: a scheduler address "
+                        "(tcp://host:8786) or `local` for a LocalCluster sized to this machine")
     p.add_argument("--quiet", action="store_true", help="print only the headline per case")
 
 
@@ -90,7 +105,41 @@ def _options(ns, case_options: dict, defaults: dict | None = None) -> dict:
         options["oracles"] = [o.strip() for o in ns.oracles.split(",") if o.strip()]
     if ns.seed is not None:
         options["seed"] = ns.seed
+    if getattr(ns, "fd", None) is not None:
+        options["fd"] = ns.fd
     return options
+
+
+@contextlib.contextmanager
+def dask_executor(address):
+    """A Dask client for ``--dask``: ``local`` starts a LocalCluster, else connects."""
+    if not address:
+        yield None
+        return
+    try:
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise CheckError("--dask needs dask's distributed scheduler: "
+                         "`pip install 'crosscheck[dask]'`.") from exc
+    if address == "local":
+        from ._executors import local_cluster
+        cluster, client = local_cluster()
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+        return
+    from distributed import Client
+    try:
+        client = Client(address, timeout=30)
+    except OSError as exc:
+        raise CheckError(f"--dask {address}: cannot reach the scheduler ({exc}); start one "
+                         f"with `dask scheduler` or use `--dask local`.") from exc
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None) -> tuple:
@@ -197,7 +246,13 @@ def _finish(code: int, results, write_code: int) -> int:
 
 def _cmd_check(ns, command: str) -> int:
     from ._runs import metadata
-    code, results = run_targets(ns.targets, ns)
+    try:
+        with dask_executor(ns.dask) as executor:
+            code, results = run_targets(ns.targets, ns,
+                                        defaults={"executor": executor} if executor else None)
+    except CheckError as exc:
+        print(f"crosscheck: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     meta = metadata(command) if (ns.markdown or ns.html) else None
     written = _write_outputs(ns, results, "crosscheck check", meta, lambda: _check_json(results))
     return _finish(code, results, written)
@@ -242,10 +297,20 @@ def _cmd_run(ns, command: str) -> int:
         defaults["seed"] = suite.seed
     if suite.tolerances:
         defaults["tolerances"] = suite.tolerances
-    if ns.targets:
-        code, results = run_targets(ns.targets, ns, defaults=defaults)
-    else:
-        code, results = run_targets(suite.cases, ns, base=suite.base, defaults=defaults)
+    if suite.fd is not None:
+        defaults["fd"] = suite.fd
+    try:
+        with dask_executor(ns.dask) as executor:
+            if executor:
+                defaults["executor"] = executor
+            if ns.targets:
+                code, results = run_targets(ns.targets, ns, defaults=defaults)
+            else:
+                code, results = run_targets(suite.cases, ns, base=suite.base,
+                                            defaults=defaults)
+    except CheckError as exc:
+        print(f"crosscheck: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     doc = run_document(results, command, suite)
     written = _write_outputs(ns, results, "crosscheck run", doc["metadata"],
                              lambda: json.dumps(doc, indent=2))

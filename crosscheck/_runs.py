@@ -28,7 +28,7 @@ from ._errors import CheckError
 
 SCHEMA = "crosscheck.run/1"
 REPORT_SCHEMA = "crosscheck.report/1"
-SUITE_KEYS = ("cases", "oracles", "seed", "tolerances")
+SUITE_KEYS = ("cases", "oracles", "seed", "tolerances", "fd")
 VERSIONED = ("numpy", "jax", "torch", "crosscheck")
 SLOWER_RATIO = 2.0      # an oracle is "much slower" when its time grew by more than 2× ...
 SLOWER_SECONDS = 0.5    # ... and by more than half a second (timer noise on tiny cases)
@@ -47,12 +47,14 @@ class Suite:
     oracles: Optional[list] = None
     seed: Optional[int] = None
     tolerances: dict = field(default_factory=dict)
+    fd: Any = None
     base: Path = Path(".")
     path: Optional[Path] = None
 
     def to_dict(self) -> dict:
         return {"config": str(self.path) if self.path else None, "cases": self.cases,
-                "oracles": self.oracles, "seed": self.seed, "tolerances": self.tolerances}
+                "oracles": self.oracles, "seed": self.seed, "tolerances": self.tolerances,
+                "fd": self.fd}
 
 
 def _toml():
@@ -104,6 +106,8 @@ def load_suite(path) -> Suite:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise CheckError(f"{where}: `seed` must be a non-negative integer, got {seed!r}.")
         suite.seed = seed
+    if "fd" in table:
+        suite.fd = parse_fd(table["fd"], where)
     tolerances = table.get("tolerances", {})
     if not isinstance(tolerances, dict):
         raise CheckError(f"{where}: `tolerances` must be a table such as "
@@ -115,6 +119,17 @@ def load_suite(path) -> Suite:
         raise CheckError(f"{where}: {exc}") from exc
     suite.tolerances = dict(tolerances)
     return suite
+
+
+def parse_fd(value: Any, where: str) -> Any:
+    """``"auto"``, ``"all"`` or a positive int (also from a command-line string)."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if value in ("auto", "all") or (isinstance(value, int) and not isinstance(value, bool)
+                                    and value > 0):
+        return value
+    raise CheckError(f"{where}: `fd` must be \"auto\", \"all\" or a positive integer "
+                     f"(elements sampled per block), got {value!r}.")
 
 
 def _oracles(value: Any, where: str) -> list:

@@ -38,6 +38,9 @@ def run(problem: Problem) -> OracleResult:
         def scalar(p):
             return jnp.reshape(loss(p, *args), ())
 
+        # Tracing to a jaxpr first turns what plain `jax.grad` lets through silently — a
+        # Python `if` on an array value, `.item()` — into an error naming the construct.
+        jax.make_jaxpr(scalar)(params)
         value, grads = jax.value_and_grad(scalar)(params)
         value = float(value)
         out = {n: to_float64_block(grads[n], n, blocks.shapes[n], "jax") for n in blocks.names}
