@@ -11,11 +11,12 @@ from . import oracles as registry
 from ._compare import Comparison, compare, relative_difference
 from ._diagnose import diagnose
 from ._errors import CheckError
-from ._inputs import (Blocks, batch_size, normalize_grad, prepare_args, prepare_loss,
+from ._inputs import (Blocks, batch_size, prepare_args, prepare_loss,
                       prepare_params, scalar_loss)
 from ._report import Block, OracleInfo, Report
 from ._taylor import taylor_orders
-from ._tolerances import merged
+from ._calls import base_loss, hand_gradient
+from ._tolerances import Tolerance, merged
 from ._verdict import judge
 from .oracles import AUTODIFF, Problem
 from .oracles._fd import FULL_MAX, Engine, element_scales, loss_caller, measure_noise
@@ -27,110 +28,11 @@ FOCUS_CAP = 256                     # fd="auto": elements per block where hand �
 FULL_LADDER_MAX = FULL_MAX          # fd="auto": up to this many elements, refine every one
 
 
-def _same_args(a: tuple, b: tuple) -> bool:
-    return all(not isinstance(x, np.ndarray) or np.array_equal(x, y, equal_nan=True)
-               for x, y in zip(a, b))
-
-
-def _copy_args(args: tuple) -> tuple:
-    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
-
-
-def _changed_block(before: Blocks, after: Blocks) -> Optional[str]:
-    for name in before.names:
-        if not np.array_equal(before.views[name], after.views[name]):
-            return name
-    return None
-
-
-def _base_loss(loss, blocks: Blocks, args: tuple) -> float:
-    """The numpy loss at the check point; refuse a loss that mutates or is not deterministic."""
-    values = []
-    for attempt in range(2):
-        work, work_args = blocks.copy(), _copy_args(args)
-        try:
-            raw = loss(work.as_dict(), *work_args)
-        except Exception as exc:
-            raise CheckError(f"`loss` raised {type(exc).__name__} at the check point: {exc}; "
-                             f"crosscheck needs a loss that runs on the given params and "
-                             f"args.") from exc
-        changed = _changed_block(blocks, work)
-        if changed:
-            raise CheckError(
-                f"`loss` modifies the parameters it is given (block `{changed}` changed during "
-                f"the call); centered differences need a loss that leaves its inputs alone: "
-                f"compute on a copy or avoid in-place operators such as `+=` on parameters.")
-        if not _same_args(args, work_args):
-            raise CheckError("`loss` modifies its extra arguments (the data) during the call; "
-                             "compute on a copy instead.")
-        values.append(scalar_loss(raw, "at the check point"))
-    if abs(values[0] - values[1]) > 4 * EPS * abs(values[0]):
-        raise CheckError(
-            f"`loss` is not deterministic: evaluated twice at the same parameters it returned "
-            f"{values[0]!r} and {values[1]!r} (dropout or an unseeded random generator?). "
-            f"Gradient checks compare loss values at nearby points, so the loss must be "
-            f"deterministic: fix the dropout mask or seed the generator inside the loss.")
-    return values[0]
-
-
-def _hand(grad, blocks: Blocks, args: tuple) -> tuple:
-    """The hand-written gradient; refuse a non-deterministic one, note a mutating one."""
-    results, notes = [], []
-    for attempt in range(2):
-        work, work_args = blocks.copy(), _copy_args(args)
-        try:
-            out = grad(work.as_dict(), *work_args)
-        except CheckError:
-            raise
-        except Exception as exc:
-            raise CheckError(f"`grad` raised {type(exc).__name__}: {exc}; it must return the "
-                             f"gradient for the given params and args.") from exc
-        changed = _changed_block(blocks, work)
-        if changed and not notes:
-            notes.append(f"`grad` modifies the parameters it is given (block `{changed}`); "
-                         f"crosscheck gave it a private copy, so no other reference saw the "
-                         f"change — but fix it: a backward pass should not write to its inputs.")
-        results.append(normalize_grad(out, blocks))
-    (first, value), (second, _) = results
-    for name in blocks.names:
-        if not np.array_equal(first[name], second[name], equal_nan=True):
-            delta = float(np.nanmax(np.abs(first[name] - second[name])))
-            raise CheckError(
-                f"`grad` is not deterministic: called twice on the same inputs it returned "
-                f"different values for block `{name}` (max difference {delta:.3g}); seed or "
-                f"remove its randomness.")
-    return first, value, notes
-
-
-class _Tolerance:
-    """Per-element tolerances of each kind of gradient (see ``_tolerances``)."""
-
-    def __init__(self, table: dict, f0: float, noise: float):
-        kappa = noise / (EPS * max(abs(f0), np.finfo(np.float64).tiny))
-        self.table = table
-        self.ad_rtol = max(table["autodiff_rtol"], table["autodiff_kappa"] * EPS * kappa)
-
-    @staticmethod
-    def scale(value: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
-        v = np.abs(value[mask] if mask is not None else value)
-        v = v[np.isfinite(v)]
-        return float(v.max()) if v.size else 0.0
-
-    def autodiff(self, value: np.ndarray, s_all: float) -> np.ndarray:
-        s_b = self.scale(value)
-        return (self.ad_rtol * (np.abs(np.nan_to_num(value)) + s_b)
-                + self.table["autodiff_atol"] * s_all)
-
-    def fd(self, value: np.ndarray, error: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return (self.table["fd_safety"] * error
-                + self.table["fd_rtol"] * self.scale(value, mask))
-
-
 def _focus(hand: dict, autodiff: list, blocks: Blocks, table: dict, f0: float,
            noise: float) -> np.ndarray:
     """Flat indices where the hand-written gradient disagrees with an autodiff reference,
     worst first, at most ``FOCUS_CAP`` per block: where centered differences must look."""
-    tol = _Tolerance(table, f0, noise)
+    tol = Tolerance(table, f0, noise)
     out = []
     for res in autodiff:
         s_all = max(tol.scale(res.grads[b]) for b in blocks.names)
@@ -143,7 +45,7 @@ def _focus(hand: dict, autodiff: list, blocks: Blocks, table: dict, f0: float,
     return np.unique(np.concatenate(out)) if out else np.array([], np.int64)
 
 
-def _directional(hand: dict, ran: dict, blocks: Blocks, tol: "_Tolerance",
+def _directional(hand: dict, ran: dict, blocks: Blocks, tol: "Tolerance",
                  s_all: dict) -> dict:
     """Compare hand·d with the centered-difference directional derivatives, per block."""
     out = {}
@@ -167,7 +69,7 @@ def _directional(hand: dict, ran: dict, blocks: Blocks, tol: "_Tolerance",
 NUDGE = 1e-6   # relative size of the random move off the kinks
 
 
-def _nudged_agreement(grad, problem: Problem, autodiff: list, tol: "_Tolerance",
+def _nudged_agreement(grad, problem: Problem, autodiff: list, tol: "Tolerance",
                       seed: int) -> dict:
     """Does the hand-written gradient agree with autodiff just off the kinks?
 
@@ -182,7 +84,7 @@ def _nudged_agreement(grad, problem: Problem, autodiff: list, tol: "_Tolerance",
     moved = blocks.copy()
     moved.flat += NUDGE * element_scales(blocks) * rng.standard_normal(blocks.size)
     try:
-        hand, _, _ = _hand(grad, moved, problem.args)
+        hand, _, _ = hand_gradient(grad, moved, problem.args)
     except CheckError:
         return {}
     f0 = problem.loss.numpy(moved.copy().as_dict(), *problem.args)
@@ -270,8 +172,8 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
     blocks = prepare_params(params)
     args = prepare_args(args)
     notes = list(blocks.notes)
-    f0 = _base_loss(spec.numpy, blocks, args)
-    hand, hand_loss, hand_notes = _hand(grad, blocks, args)
+    f0 = base_loss(spec.numpy, blocks, args)
+    hand, hand_loss, hand_notes = hand_gradient(grad, blocks, args)
     notes += hand_notes
 
     work = blocks.copy()
@@ -313,7 +215,7 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
             notes.append(f"{name}: {res.error}")
         notes += [f"{name}: {n}" for n in res.notes]
 
-    tol = _Tolerance(table, f0, noise)
+    tol = Tolerance(table, f0, noise)
     ran = {n: r for n, r in results.items() if r.ran}
     deciding = [n for n in PRIORITY if n in ran and infos[n].parity is not False]
     s_all = {n: max(tol.scale(r.grads[b]) for b in blocks.names) for n, r in ran.items()}
@@ -470,6 +372,10 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
                               "directions": directions.get(b, {}).get("count", 0),
                               "directions_failed": directions.get(b, {}).get("failed", 0)}
         reason = j.reason
+        fd_ratio = ratio.get("fd")
+        if j.verdict == "wrong" and fd_ratio and np.isfinite(fd_ratio) and fd_ratio > 1:
+            reason += (f"; centered differences put the disagreement {fd_ratio:.3g}× above "
+                       f"their own noise floor")
         if kink[b].any():
             reason += (f"; {int(kink[b].sum())} element(s) at a kink of the loss "
                        f"(centered differences straddle a non-differentiable point there)")

@@ -25,9 +25,13 @@ Derivations:
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
+
+import numpy as np
 
 from ._errors import CheckError
+
+EPS = float(np.finfo(np.float64).eps)
 
 DEFAULTS = {
     "autodiff_rtol": 1e-10,
@@ -48,3 +52,27 @@ def merged(overrides: Mapping | None) -> dict:
             raise CheckError(f"tolerance `{key}` must be a non-negative number, got {value!r}.")
         table[key] = float(value)
     return table
+
+
+class Tolerance:
+    """Per-element tolerances of each kind of gradient, from the table and the measured noise."""
+
+    def __init__(self, table: dict, f0: float, noise: float):
+        kappa = noise / (EPS * max(abs(f0), np.finfo(np.float64).tiny))
+        self.table = table
+        self.ad_rtol = max(table["autodiff_rtol"], table["autodiff_kappa"] * EPS * kappa)
+
+    @staticmethod
+    def scale(value: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+        v = np.abs(value[mask] if mask is not None else value)
+        v = v[np.isfinite(v)]
+        return float(v.max()) if v.size else 0.0
+
+    def autodiff(self, value: np.ndarray, s_all: float) -> np.ndarray:
+        s_b = self.scale(value)
+        return (self.ad_rtol * (np.abs(np.nan_to_num(value)) + s_b)
+                + self.table["autodiff_atol"] * s_all)
+
+    def fd(self, value: np.ndarray, error: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return (self.table["fd_safety"] * error
+                + self.table["fd_rtol"] * self.scale(value, mask))
