@@ -3,7 +3,7 @@ that mutates its inputs or is not deterministic."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -13,13 +13,24 @@ from ._inputs import Blocks, normalize_grad, scalar_loss
 EPS = float(np.finfo(np.float64).eps)
 
 
-def _same_args(a: tuple, b: tuple) -> bool:
-    return all(not isinstance(x, np.ndarray) or np.array_equal(x, y, equal_nan=True)
-               for x, y in zip(a, b))
+def _same_args(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b, equal_nan=True)
+    if isinstance(a, dict):
+        return all(_same_args(v, b[k]) for k, v in a.items())
+    if isinstance(a, (list, tuple)):
+        return all(_same_args(x, y) for x, y in zip(a, b))
+    return True
 
 
-def _copy_args(args: tuple) -> tuple:
-    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+def _copy_args(args: Any) -> Any:
+    if isinstance(args, np.ndarray):
+        return args.copy()
+    if isinstance(args, dict):
+        return {k: _copy_args(v) for k, v in args.items()}
+    if isinstance(args, (list, tuple)):
+        return type(args)(_copy_args(v) for v in args)
+    return args
 
 
 def _changed_block(before: Blocks, after: Blocks) -> Optional[str]:

@@ -133,25 +133,35 @@ def degenerate_point_notes(blocks: Blocks) -> list:
     return notes
 
 
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) or (
+        hasattr(value, "__array__") and not np.isscalar(value)
+        and not isinstance(value, (list, tuple, dict, str)))
+
+
+def _prepare_arg(arg: Any, where: str) -> Any:
+    if _is_array(arg):
+        arr = _to_numpy(arg)
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float64)
+            if not np.all(np.isfinite(arr)):
+                raise CheckError(
+                    f"{where} holds NaN/Inf; a gradient can only be checked on finite data: "
+                    f"clean or impute the data first.")
+            return arr
+        return arr.copy()
+    if isinstance(arg, dict):
+        return {k: _prepare_arg(v, f"{where}[{k!r}]") for k, v in arg.items()}
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_prepare_arg(v, f"{where}[{j}]") for j, v in enumerate(arg))
+    return arg
+
+
 def prepare_args(args: tuple) -> tuple:
-    """Private copies of the extra arguments: float arrays become float64, ints stay ints."""
-    out = []
-    for i, arg in enumerate(args):
-        if isinstance(arg, np.ndarray) or (hasattr(arg, "__array__") and not np.isscalar(arg)
-                                           and not isinstance(arg, (list, tuple, dict, str))):
-            arr = _to_numpy(arg)
-            if arr.dtype.kind == "f":
-                arr = arr.astype(np.float64)
-                if not np.all(np.isfinite(arr)):
-                    raise CheckError(
-                        f"argument {i + 1} after `params` holds NaN/Inf; a gradient can only "
-                        f"be checked on finite data: clean or impute the data first.")
-            elif arr.dtype.kind in "biu":
-                arr = arr.copy()
-            out.append(arr)
-        else:
-            out.append(arg)
-    return tuple(out)
+    """Private copies of the extra arguments (also inside dicts, lists and tuples): float
+    arrays become float64, other arrays are copied as they are."""
+    return tuple(_prepare_arg(arg, f"argument {i + 1} after `params`")
+                 for i, arg in enumerate(args))
 
 
 def batch_size(args: tuple) -> int | None:

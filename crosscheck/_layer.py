@@ -9,6 +9,7 @@ must return. The forward runs as written under jax and torch (``np`` rebound, se
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -26,10 +27,36 @@ def _is_block(value: Any) -> bool:
     return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
 
-def _layer_loss(forward: Callable, names: list, constants: dict) -> Callable:
+def _fresh(constants: dict) -> dict:
+    """A private copy of the pass-through inputs for one forward call.
+
+    Layers written in the cs231n convention write into their settings (``batchnorm_forward``
+    stores ``bn_param["running_mean"]``): every call gets its own copy, so the user's dict is
+    never modified, one call never sees another's values, and a jax tracer or torch tensor
+    stored during an oracle's run never reaches the numpy calls (or the user).
+    """
+    out = {}
+    for k, v in constants.items():
+        if isinstance(v, np.ndarray):
+            out[k] = v.copy()
+        elif isinstance(v, (int, float, complex, str, bool, type(None))):
+            out[k] = v
+        else:
+            try:
+                out[k] = copy.deepcopy(v)
+            except Exception:  # noqa: BLE001 - an uncopyable object is passed as it is
+                out[k] = v
+    return out
+
+
+def _layer_loss(forward: Callable, names: list, constants: dict,
+                convert: Optional[Callable] = None) -> Callable:
     def loss(params, dout):
         from array_api_compat import array_namespace
-        out = forward(**params, **constants)
+        fresh = _fresh(constants)
+        if convert is not None:
+            fresh = {k: convert(v) for k, v in fresh.items()}
+        out = forward(**params, **fresh)
         if isinstance(out, tuple):
             out = out[0]
         xp = array_namespace(out)
@@ -44,8 +71,13 @@ def _rebound(forward: Callable, framework: str, names: list, constants: dict) ->
 
     def loss(params, dout):
         if "fn" not in cache:
-            from ._rebind import run_rebound
-            cache["fn"] = _layer_loss(run_rebound(forward, framework), names, constants)
+            from ._rebind import jax_namespace, rebind, run_rebound, torch_namespace
+            namespace = jax_namespace() if framework == "jax" else torch_namespace()
+            # numpy arrays inside pass-through inputs (``bn_param["running_mean"]``) become
+            # the framework's arrays, as the rebinding does for globals: torch's operators
+            # refuse to meet numpy arrays (``ndarray + tensor`` fails).
+            cache["fn"] = _layer_loss(run_rebound(forward, framework), names, constants,
+                                      convert=lambda value: rebind(value, namespace))
         return cache["fn"](params, dout)
     return loss
 
@@ -60,7 +92,9 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
             ``forward``'s array parameters (``(dx, dw, db)`` for ``forward(x, w, b)``), a single
             array when there is one, or a dict keyed by input name.
         wrt: the inputs to check (default: every float array input). Other inputs (dicts of
-            settings such as ``bn_param``, integer arrays, scalars) are passed through as they are.
+            settings such as ``bn_param``, integer arrays, scalars) are passed through, a
+            fresh copy for every call: a forward that writes into them (running averages)
+            never modifies the caller's objects.
         seed: seeds the random upstream gradient ``dout`` (and the check's own choices).
         dout: the upstream gradient to use instead of a random one.
         **inputs: the forward's inputs by name, and options of :func:`crosscheck.check`
@@ -107,8 +141,7 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
                              f"checks the gradients of float array inputs ({', '.join(arrays)}).")
     params = {n: inputs[n] for n in names}
     constants = {k: v for k, v in inputs.items() if k not in params}
-    out = forward(**{k: (v.copy() if isinstance(v, np.ndarray) else v)
-                     for k, v in inputs.items()})
+    out = forward(**_fresh(inputs))
     out = out[0] if isinstance(out, tuple) else out
     if dout is None:
         dout = np.random.default_rng(seed).standard_normal(np.shape(out))
@@ -117,7 +150,7 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
                          f"{np.shape(out)}; pass an upstream gradient of the output's shape.")
 
     def grad(p, d):
-        result = forward(**p, **constants)
+        result = forward(**p, **_fresh(constants))
         if not isinstance(result, tuple) or len(result) != 2:
             raise CheckError("`forward` must return `(out, cache)` for check_layer, so that "
                              "`backward(dout, cache)` can run.")

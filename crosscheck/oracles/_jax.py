@@ -19,8 +19,13 @@ def version() -> str:
 
 
 def _convert(value, jnp):
+    """numpy arrays become jax arrays, also inside dicts, lists and tuples of arguments."""
     if isinstance(value, np.ndarray):
         return jnp.asarray(value)
+    if isinstance(value, dict):
+        return {k: _convert(v, jnp) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_convert(v, jnp) for v in value)
     return value
 
 

@@ -23,8 +23,13 @@ def version() -> str:
 
 
 def _convert(value, torch):
+    """numpy arrays become torch arrays, also inside dicts, lists and tuples of arguments."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
+    if isinstance(value, dict):
+        return {k: _convert(v, torch) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_convert(v, torch) for v in value)
     return value
 
 

@@ -1,0 +1,173 @@
+"""``check_layer``: cs231n-style layers (``forward -> (out, cache)``, ``backward(dout, cache)``).
+
+The layers of ``reference/layers.py`` -- affine, ReLU, batch norm in training mode, plain
+numpy -- pass with their correct backward and are flagged on exactly ``x`` when only ``dx``
+is wrong, with all three references run on every input; settings dicts (``bn_param``) pass
+through untouched; every error message is tested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crosscheck
+from crosscheck import CheckError
+from crosscheck._targets import _load_file
+from conftest import ROOT
+
+jax = pytest.importorskip("jax")
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def layers():
+    return _load_file(ROOT / "reference" / "layers.py")
+
+
+def _names():
+    module = _load_file(ROOT / "reference" / "layers.py")
+    return [c.name for c in module.layer_cases()]
+
+
+@pytest.fixture(scope="module")
+def reports(layers):
+    return {c.name: c.check() for c in layers.layer_cases()}
+
+
+@pytest.mark.parametrize("name", _names())
+def test_layer_verdicts(layers, reports, name):
+    report = reports[name]
+    assert report.flagged == layers.EXPECTED[name]["flagged"], str(report)
+    assert report.case == f"layers/{name}"
+    data = report.to_dict()
+    for oracle in ("fd", "jax", "torch"):
+        assert report.oracles[oracle].error is None, (oracle, report.oracles[oracle].error)
+    for block, entry in data["blocks"].items():
+        for oracle in ("fd", "jax", "torch"):
+            assert isinstance(entry["difference"][oracle], float), (block, oracle)
+    if name.endswith("/buggy"):
+        assert set(report.blocks["x"].disagree) == {"fd", "jax", "torch"}
+
+
+def test_blocks_are_the_forwards_float_array_inputs(reports):
+    assert list(reports["affine/correct"].blocks) == ["x", "w", "b"]
+    assert list(reports["relu/correct"].blocks) == ["x"]
+    assert list(reports["batchnorm/correct"].blocks) == ["x", "gamma", "beta"]   # not bn_param
+    assert reports["affine/correct"].blocks["x"].shape == (4, 3, 2)
+
+
+def test_bn_param_is_passed_through_and_left_alone(layers):
+    case = next(c for c in layers.layer_cases() if c.name == "batchnorm/correct")
+    bn_param = {"mode": "train", "eps": 1e-5}
+    report = crosscheck.check_layer(case.forward, case.backward, **{**case.inputs,
+                                                                     "bn_param": bn_param})
+    assert report.ok
+    # batchnorm_forward stores running averages into bn_param: each call got its own copy
+    assert bn_param == {"mode": "train", "eps": 1e-5}
+
+
+def test_bn_param_holding_numpy_running_averages_runs_under_torch(layers):
+    """A bn_param from a previous training step holds numpy arrays: under torch they become
+    tensors (``ndarray + tensor`` would fail) and under jax they mix in as they are."""
+    case = next(c for c in layers.layer_cases() if c.name == "batchnorm/buggy")
+    running = {"running_mean": np.full(3, 0.5), "running_var": np.full(3, 2.0)}
+    bn_param = {"mode": "train", "eps": 1e-5, "momentum": 0.9, **running}
+    report = crosscheck.check_layer(case.forward, case.backward, **{**case.inputs,
+                                                                     "bn_param": bn_param})
+    assert report.flagged == ["x"]
+    assert report.oracles["torch"].error is None and report.oracles["jax"].error is None
+    assert set(bn_param) == {"mode", "eps", "momentum", "running_mean", "running_var"}
+    for k, v in running.items():
+        assert type(bn_param[k]) is np.ndarray and bn_param[k] is v
+        assert np.array_equal(v, np.full(3, 0.5 if k == "running_mean" else 2.0))
+
+
+def test_inputs_are_never_modified(layers):
+    for case in layers.layer_cases():
+        before = {k: v.copy() for k, v in case.inputs.items() if isinstance(v, np.ndarray)}
+        case.check(oracles=["fd"], fd=2, taylor=False)
+        for k, v in before.items():
+            assert np.array_equal(case.inputs[k], v), (case.name, k)
+
+
+def test_wrt_selects_inputs_and_a_given_dout(layers):
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    dout = np.ones((3, 4))
+    report = crosscheck.check_layer(layers.relu_forward, layers.relu_backward_buggy, x=x,
+                                    dout=dout)
+    assert report.ok   # with dout all ones, forgetting dout is no error at all
+    case = next(c for c in layers.layer_cases() if c.name == "affine/buggy")
+    report = crosscheck.check_layer(case.forward, case.backward, wrt=["w", "b"], **case.inputs)
+    assert list(report.blocks) == ["w", "b"] and report.ok
+
+
+def test_tensor_method_dot_is_named_under_torch_and_the_others_decide(layers):
+    """cs231n writes ``x.reshape(N, -1).dot(w)``: a method of the array, so under torch it
+    is ``Tensor.dot`` (1-D only), not numpy's; the torch oracle says where, fd and jax decide."""
+    def affine_forward_method(x, w, b):
+        out = x.reshape(x.shape[0], -1).dot(w) + b
+        return out, (x, w, b)
+
+    case = next(c for c in layers.layer_cases() if c.name == "affine/buggy")
+    report = crosscheck.check_layer(affine_forward_method, case.backward, **case.inputs)
+    error = report.to_dict()["oracles"]["torch"]["error"]
+    assert error.startswith("torch could not run the loss: RuntimeError: ")
+    assert "test_layer.py:" in error
+    assert report.oracles["jax"].error is None
+    assert report.flagged == ["x"]
+
+
+# ------------------------------------------------------------------ error messages
+def _affine(layers):
+    case = next(c for c in layers.layer_cases() if c.name == "affine/correct")
+    return case.inputs["x"], case.inputs["w"], case.inputs["b"]
+
+
+def test_missing_input(layers):
+    x, w, b = _affine(layers)
+    with pytest.raises(CheckError, match=r"^`forward` takes `b` but check_layer was not given it; "
+                                         r"pass every input by name, e\.g\. "
+                                         r"`check_layer\(fwd, bwd, x=x, w=w\)`\.$"):
+        crosscheck.check_layer(layers.affine_forward, layers.affine_backward, x=x, w=w)
+    with pytest.raises(CheckError, match=r"^`forward` takes `w`, `b` but check_layer was not "
+                                         r"given them;"):
+        crosscheck.check_layer(layers.affine_forward, layers.affine_backward, x=x)
+
+
+def test_wrong_number_of_gradients(layers):
+    x, w, b = _affine(layers)
+
+    def two(dout, cache):
+        return layers.affine_backward(dout, cache)[:2]
+
+    with pytest.raises(CheckError, match=r"^`backward` returned 2 gradient\(s\) but `forward` has 3 "
+                                         r"float array input\(s\) \(x, w, b\); return one gradient "
+                                         r"per array input, in the forward's argument order\.$"):
+        crosscheck.check_layer(layers.affine_forward, two, x=x, w=w, b=b, oracles=["fd"])
+
+
+def test_dout_of_the_wrong_shape(layers):
+    x, w, b = _affine(layers)
+    with pytest.raises(CheckError, match=r"^`dout` has shape \(4, 6\) but the forward's output has "
+                                         r"shape \(4, 5\); pass an upstream gradient of the "
+                                         r"output's shape\.$"):
+        crosscheck.check_layer(layers.affine_forward, layers.affine_backward, x=x, w=w, b=b,
+                               dout=np.ones((4, 6)))
+
+
+def test_wrt_a_non_array_input(layers):
+    case = next(c for c in layers.layer_cases() if c.name == "batchnorm/correct")
+    with pytest.raises(CheckError, match=r"^input `bn_param` is not a float array input of "
+                                         r"`forward`; check_layer checks the gradients of float "
+                                         r"array inputs \(x, gamma, beta\)\.$"):
+        crosscheck.check_layer(case.forward, case.backward, wrt=["x", "bn_param"], **case.inputs)
+
+
+def test_forward_without_a_cache(layers):
+    x = np.random.default_rng(1).standard_normal((2, 3))
+    with pytest.raises(CheckError, match=r"^`forward` must return `\(out, cache\)` for "
+                                         r"check_layer, so that `backward\(dout, cache\)` can "
+                                         r"run\.$"):
+        crosscheck.check_layer(lambda x: np.maximum(0, x), layers.relu_backward, x=x,
+                               oracles=["fd"])
