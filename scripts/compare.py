@@ -20,13 +20,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _modules():
+    from crosscheck._targets import _load_file
     for path in sorted((ROOT / "reference").glob("*.py")):
         if path.name.startswith("_"):
             continue
-        spec = importlib.util.spec_from_file_location(f"reference_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield path.stem, module
+        module = _load_file(path)
+        if hasattr(module, "cases") or hasattr(module, "layer_cases"):
+            yield path.stem, module
+
+
+def _reports(stem, module, oracles):
+    """``(case name, report)`` for every case of a reference module, layers included."""
+    import crosscheck
+    for case in getattr(module, "cases", []):
+        yield case.name, crosscheck.check(case.loss, case.grad, case.params, *case.args,
+                                          oracles=oracles, case=f"{stem}/{case.name}",
+                                          **case.options)
+    for layer in getattr(module, "layer_cases", list)():
+        yield layer.name, layer.check(oracles=oracles, case=f"{stem}/{layer.name}")
 
 
 def _fmt(x) -> str:
@@ -34,8 +45,6 @@ def _fmt(x) -> str:
 
 
 def main(argv=None) -> int:
-    import crosscheck
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--oracles", default="fd,jax,torch")
     parser.add_argument("--out", default=None, help="also write the table to FILE")
@@ -46,14 +55,14 @@ def main(argv=None) -> int:
     surprises = []
     for stem, module in _modules():
         expected = getattr(module, "EXPECTED", {})
-        for case in module.cases:
-            label = f"{stem}/{case.name}"
-            report = crosscheck.check(case.loss, case.grad, case.params, *case.args,
-                                      oracles=oracles, case=label, **case.options)
-            want = expected.get(case.name, {}).get("flagged")
-            if want is not None and report.flagged != want:
+        for name, report in _reports(stem, module, oracles):
+            label = f"{stem}/{name}"
+            want = expected.get(name, {}).get("flagged")
+            if want is None:
+                surprises.append(f"{label}: no EXPECTED entry")
+            elif report.flagged != want:
                 surprises.append(f"{label}: flagged {report.flagged}, expected {want}")
-            for name, block in report.blocks.items():
+            for block_name, block in report.blocks.items():
                 diff = " | ".join(_fmt(block.difference.get(o)) for o in oracles)
                 verdict = {"ok": "ok", "wrong": "**wrong**"}.get(block.verdict, block.verdict)
                 diag = ""
@@ -62,7 +71,7 @@ def main(argv=None) -> int:
                     diag = d.kind + (f" {d.factor:g}" if d.factor is not None else "")
                 elif block.kinks:
                     diag = f"{block.kinks} kink(s)"
-                lines.append(f"| {label} | {name} | {diff} | {verdict} | {diag} |")
+                lines.append(f"| {label} | {block_name} | {diff} | {verdict} | {diag} |")
     table = "\n".join(lines)
     print(table)
     if ns.out:
