@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ._errors import CheckError
-from ._inputs import Blocks, normalize_grad, scalar_loss
+from ._inputs import Blocks, low_precision_blocks, normalize_grad, scalar_loss
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -71,7 +71,12 @@ def base_loss(loss, blocks: Blocks, args: tuple) -> float:
 
 
 def hand_gradient(grad, blocks: Blocks, args: tuple) -> tuple:
-    """The hand-written gradient; refuse a non-deterministic one, note a mutating one."""
+    """The hand-written gradient; refuse a non-deterministic one, note a mutating one.
+
+    Returns:
+        ``(gradients, loss value or None, notes, {block: dtype} of blocks it returned in
+        float32/float16)``.
+    """
     results, notes = [], []
     for attempt in range(2):
         work, work_args = blocks.copy(), _copy_args(args)
@@ -88,6 +93,7 @@ def hand_gradient(grad, blocks: Blocks, args: tuple) -> tuple:
                          f"crosscheck gave it a private copy, so no other reference saw the "
                          f"change — but fix it: a backward pass should not write to its inputs.")
         results.append(normalize_grad(out, blocks))
+        low = low_precision_blocks(out, blocks)
     (first, value), (second, _) = results
     for name in blocks.names:
         if not np.array_equal(first[name], second[name], equal_nan=True):
@@ -96,4 +102,4 @@ def hand_gradient(grad, blocks: Blocks, args: tuple) -> tuple:
                 f"`grad` is not deterministic: called twice on the same inputs it returned "
                 f"different values for block `{name}` (max difference {delta:.3g}); seed or "
                 f"remove its randomness.")
-    return first, value, notes
+    return first, value, notes, low

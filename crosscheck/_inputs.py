@@ -17,7 +17,7 @@ import numpy as np
 from ._errors import CheckError
 
 # Keys under which a hand-written gradient for block ``W1`` may be found, in order.
-GRAD_KEY_STYLES = ("{}", "d{}", "d_{}", "grad_{}")
+GRAD_KEY_STYLES = ("{}", "d{}", "d_{}", "grad_{}", "{}_grad")
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -193,6 +193,28 @@ def scalar_loss(value: Any, where: str) -> float:
     return out
 
 
+def _unpack_grad(out: Any) -> Any:
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        if isinstance(out[1], Mapping):
+            return out[1]
+        if isinstance(out[0], Mapping):
+            return out[0]
+    return out
+
+
+def low_precision_blocks(out: Any, blocks: Blocks) -> dict:
+    """Blocks for which ``grad`` returned float32/float16: ``{name: dtype name}``."""
+    out = _unpack_grad(out)
+    found = {}
+    if isinstance(out, Mapping):
+        for name in blocks.names:
+            key = next((k for k in (st.format(name) for st in GRAD_KEY_STYLES) if k in out), None)
+            dtype = getattr(out.get(key), "dtype", None) if key else None
+            if dtype is not None and getattr(dtype, "kind", "") == "f" and dtype.itemsize < 8:
+                found[name] = str(dtype)
+    return found
+
+
 def normalize_grad(out: Any, blocks: Blocks) -> tuple:
     """Turn what ``grad`` returned into float64 blocks keyed like ``params``.
 
@@ -206,8 +228,11 @@ def normalize_grad(out: Any, blocks: Blocks) -> tuple:
         CheckError: a block is missing, has the wrong shape or is not numeric.
     """
     loss_value = None
-    if isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], Mapping):
-        loss_value, out = out
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        if isinstance(out[1], Mapping):
+            loss_value, out = out
+        elif isinstance(out[0], Mapping):
+            out, loss_value = out
     if not isinstance(out, Mapping):
         raise CheckError(
             f"`grad` returned {type(out).__name__}; return a dict keyed like `params` "

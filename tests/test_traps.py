@@ -1,0 +1,98 @@
+"""Traps a real user walks into: conventions at kinks, low-precision gradients, odd returns."""
+
+import numpy as np
+import pytest
+
+import crosscheck
+
+
+def _abs_model():
+    W = np.array([[1.0, -1.0, 0.0], [2.0, 0.0, 1.0]])
+    X = np.array([[1.0, 2.0], [1.0, 0.0], [3.0, 1.0]])   # (W @ X)[0, 0] == 0: a kink of abs
+
+    def loss(p, X):
+        return np.sum(np.abs(p["W"] @ X)) + np.sum(p["W"] ** 2)
+
+    def grad(p, X):
+        return {"W": np.sign(p["W"] @ X) @ X.T + 2 * p["W"]}
+
+    return loss, grad, {"W": W}, X
+
+
+def test_jax_and_torch_subgradient_conventions_at_abs_zero_are_not_a_disagreement():
+    pytest.importorskip("jax")
+    pytest.importorskip("torch")
+    loss, grad, params, X = _abs_model()
+    report = crosscheck.check(loss, grad, params, X)
+    block = report.blocks["W"]
+    assert report.flagged == [] and block.verdict == "ok"
+    assert block.kinks == 3 and block.conventions == 3
+    assert "valid subgradient" in block.reason
+
+
+def test_a_real_bug_next_to_an_abs_kink_is_still_flagged():
+    pytest.importorskip("torch")
+    loss, grad, params, X = _abs_model()
+    report = crosscheck.check(loss, lambda p, X: {"W": 1.5 * grad(p, X)["W"]}, params, X)
+    assert report.flagged == ["W"]
+
+
+def _tanh_case():
+    rng = np.random.default_rng(3)
+    params = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal((3, 1))}
+    X = rng.standard_normal((4, 5))
+
+    def loss(p, X):
+        return np.sum(np.tanh(p["W"] @ X + p["b"]) ** 2)
+
+    def grad(p, X):
+        H = np.tanh(p["W"] @ X + p["b"])
+        dZ = 2 * H * (1 - H ** 2)
+        return {"W": dZ @ X.T, "b": dZ.sum(axis=1, keepdims=True)}
+
+    return loss, grad, params, X
+
+
+def test_float32_hand_gradient_is_judged_with_its_own_rounding_and_noted():
+    loss, grad, params, X = _tanh_case()
+
+    def grad32(p, X):
+        return {k: v.astype(np.float32) for k, v in grad(p, X).items()}
+
+    report = crosscheck.check(loss, grad32, params, X, oracles=("fd", "torch"))
+    assert report.flagged == []
+    assert any("returned float32 for block `W`" in n for n in report.notes)
+    buggy = crosscheck.check(loss, lambda p, X: {**grad32(p, X), "b": 2 * grad32(p, X)["b"]},
+                             params, X, oracles=("fd", "torch"))
+    assert buggy.flagged == ["b"]
+
+
+def test_grad_may_return_dict_then_loss():
+    loss, grad, params, X = _tanh_case()
+    report = crosscheck.check(loss, lambda p, X: (grad(p, X), loss(p, X)), params, X,
+                              oracles=("fd",))
+    assert report.ok
+
+
+def test_grad_keys_with_a_grad_suffix_are_found():
+    loss, grad, params, X = _tanh_case()
+    report = crosscheck.check(loss, lambda p, X: {f"{k}_grad": v for k, v in grad(p, X).items()},
+                              params, X, oracles=("fd",))
+    assert report.ok
+
+
+def test_arrays_nested_in_a_dict_argument_reach_every_framework_and_are_not_mutated():
+    pytest.importorskip("torch")
+    data = {"X": np.array([3.0, 4.0], dtype=np.float32)}
+    before = data["X"].copy()
+
+    def loss(p, d):
+        return np.sum((p["w"] * d["X"]) ** 2)
+
+    def grad(p, d):
+        return {"w": 2 * p["w"] * d["X"] ** 2}
+
+    report = crosscheck.check(loss, grad, {"w": np.array([1.0, 2.0])}, data)
+    assert report.ok
+    assert all(report.oracles[o].error is None for o in ("fd", "torch"))
+    assert data["X"].dtype == np.float32 and np.array_equal(data["X"], before)
