@@ -66,6 +66,7 @@ FULL_MAX = 5000         # fd="auto": up to this many elements, every element (an
 BUDGET = 200_000        # fd="auto" without autodiff: loss evaluations before sampling
 SAMPLE = 32             # fd="auto" with autodiff: stratified sample per block
 DIRECTIONS = 2          # fd="auto" with autodiff: random directional derivatives per block
+EXECUTOR_MIN = 256      # fewer elements than this run in-process even with an executor
 
 
 def version() -> str:
@@ -150,11 +151,17 @@ class Engine:
         x0 = flat[index]
         xp = x0 + rel_step * self.scale[index]
         xm = x0 - rel_step * self.scale[index]
-        if self.executor is not None:
+        if self.executor is not None and index.size >= EXECUTOR_MIN:
             from .._executors import map_chunks
+            done = [0]
+
+            def tick(total: int) -> None:   # map_chunks reports a running total
+                self.progress.advance(total - done[0])
+                done[0] = total
+
             fp, fm = map_chunks(self.executor, self.loss, self.blocks.names,
                                 [self.blocks.shapes[n] for n in self.blocks.names], flat,
-                                self.args, index, xp, xm, progress=self.progress.advance)
+                                self.args, index, xp, xm, progress=tick)
         else:
             fp = np.empty(index.size)
             fm = np.empty(index.size)
