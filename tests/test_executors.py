@@ -153,8 +153,10 @@ def test_map_chunks_on_a_thread_pool_is_bit_identical_and_reports_progress():
 
 
 def test_map_chunks_on_a_process_pool_is_bit_identical():
+    import multiprocessing
     engine, problem, index, plus, minus = setup()
-    with ProcessPoolExecutor(2) as ex:
+    # spawn, not fork: forking a process that has loaded jax (multithreaded) can deadlock
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
         got = map_chunks(ex, mlp_loss, *chunk_args(problem, index, plus, minus))
     assert_same_bits(got, reference(engine))
 
