@@ -482,7 +482,7 @@ def fmt_ratio(seconds, floor) -> str:
     if seconds is None or not floor:
         return "—"
     r = seconds / floor
-    return f"{r:.2g}×" if r < 10 else f"{r:,.0f}×"
+    return f"{r:.3g}×" if r < 10 else f"{r:,.0f}×"
 
 
 def table(rows) -> list:

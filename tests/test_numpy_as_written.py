@@ -32,7 +32,7 @@ jax = pytest.importorskip("jax")
 torch = pytest.importorskip("torch")
 
 REFERENCE = ROOT / "reference"
-SEEDS = Path("/work/shared/seeds")
+SEEDS = ROOT.parent / "shared" / "seeds"   # the course documents, beside the project
 DOC = ROOT / "docs" / "numpy-as-written.md"
 
 
