@@ -7,6 +7,7 @@ nor torch is imported until an oracle needs it.
 
 from . import classic as classic
 from ._case import Case as Case
+from ._cluster import local_cluster as local_cluster
 from ._check import check as check
 from ._errors import CheckError as CheckError
 from ._layer import check_layer as check_layer
@@ -26,4 +27,4 @@ def __getattr__(name):
 
 
 __all__ = ["Block", "Case", "CheckError", "Diagnosis", "Report", "check", "check_layer",
-           "classic"]
+           "classic", "local_cluster"]

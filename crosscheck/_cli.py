@@ -122,7 +122,7 @@ def dask_executor(address):
         raise CheckError("--dask needs dask's distributed scheduler: "
                          "`pip install 'crosscheck[dask]'`.") from exc
     if address == "local":
-        from ._executors import local_cluster
+        from ._cluster import local_cluster
         cluster, client = local_cluster()
         try:
             yield client

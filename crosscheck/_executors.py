@@ -8,23 +8,9 @@ submits them to any ``concurrent.futures.Executor`` or a ``dask.distributed.Clie
 puts the results back in order. The arithmetic is the in-process loop's, so the values are
 bit for bit the same wherever they are computed (same numpy and BLAS build assumed).
 
-Shipping the loss:
-    a loss must be importable on the workers or travel *by value*. :func:`ensure_by_value`
-    registers the loss's module with ``cloudpickle.register_pickle_by_value`` when workers
-    could not import it by name (a script, a file loaded by path, source that is not
-    installed); :func:`map_chunks` does this, and pickles the loss with cloudpickle, for every
-    executor that is not a thread pool.
-
-Dask:
-    :func:`local_cluster` starts single-threaded worker processes with glibc's allocator set
-    for many short loss calls. Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``
-    (``distributed.nanny.pre-spawn-environ``), so glibc hands the heap back to the system
-    after nearly every call and asks for it again on the next: the 64-128-64-1 MLP's loss
-    (16,641 parameters) ran 1.9 times slower at batch 128 (no difference at batch 32). Setting
-    that variable also switches off glibc's adaptive mmap threshold, so arrays of 128 KiB or
-    more are then mmapped and unmapped on every call: at batch 512, lifting the trim
-    threshold alone gained nothing, lifting ``MALLOC_MMAP_THRESHOLD_`` to 32 MiB as well made
-    the loss 3.3 times faster. ``scripts/bench.py`` measures this.
+Shipping the loss (``crosscheck._by_value``): a loss must be importable on the workers or
+travel by value; :func:`map_chunks` pickles it with cloudpickle for every executor that is not
+a thread pool. Local Dask clusters tuned for many short loss calls: ``crosscheck._cluster``.
 
 Neither dask nor cloudpickle is imported until an executor needs it.
 """
@@ -32,28 +18,16 @@ Neither dask nor cloudpickle is imported until an executor needs it.
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.machinery
 import math
 import os
-import sys
-import sysconfig
-import warnings
-from functools import lru_cache, partial
-from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ._by_value import portable
+
 CHUNKS_PER_WORKER = 12      # many small chunks per worker: a slow worker delays little
 MIN_CHUNK = 32              # elements per chunk at least: submitting a task costs ~1 ms on Dask
-# glibc's allocator in Dask workers (see local_cluster): never hand the heap back after a loss
-# call, and serve arrays up to 32 MiB from the heap rather than a fresh mmap each time.
-WORKER_ENVIRON = {
-    "MALLOC_TRIM_THRESHOLD_": str(2 ** 30),
-    "MALLOC_MMAP_THRESHOLD_": str(2 ** 25),
-}
-TRIM_THRESHOLD = WORKER_ENVIRON["MALLOC_TRIM_THRESHOLD_"]
-PRE_SPAWN_KEY = "distributed.nanny.pre-spawn-environ"
 
 
 # --- the work of one chunk -----------------------------------------------------------------
@@ -117,130 +91,6 @@ def evaluate_chunk(loss: Callable, names: Sequence[str], shapes: Any, flat: np.n
         flat[i] = x0
     return fp, fm
 
-
-# --- shipping the loss ---------------------------------------------------------------------
-
-@lru_cache(maxsize=1)
-def _installed_top_levels() -> frozenset:
-    import importlib.metadata
-    return frozenset(importlib.metadata.packages_distributions())
-
-
-def _library_roots() -> tuple:
-    paths = sysconfig.get_paths()
-    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    try:
-        import site
-        roots.update(site.getsitepackages())
-        roots.add(site.getusersitepackages())
-    except (AttributeError, ImportError):   # pragma: no cover - embedded interpreters
-        pass
-    return tuple(Path(r).resolve() for r in roots if r)
-
-
-def _under(path: Path, roots) -> bool:
-    return any(path == r or r in path.parents for r in roots)
-
-
-def _module_of(fn: Any):
-    """The module an object's code lives in (unwrapping partials, methods, instances)."""
-    for _ in range(16):
-        if isinstance(fn, partial):
-            fn = fn.func
-        elif hasattr(fn, "__func__"):
-            fn = fn.__func__
-        else:
-            break
-    name = getattr(fn, "__module__", None)
-    if name is None or not isinstance(name, str):
-        name = getattr(type(fn), "__module__", None)
-    return sys.modules.get(name) if name else None
-
-
-def needs_by_value(module) -> bool:
-    """Whether workers could fail to import ``module`` by name (see :func:`ensure_by_value`)."""
-    name = module.__name__
-    if name in ("__main__", "__mp_main__"):
-        return True
-    if name in sys.builtin_module_names:
-        return False
-    top = name.partition(".")[0]
-    if top == "crosscheck":
-        return False            # workers need crosscheck installed anyway
-    file = getattr(module, "__file__", None)
-    spec = importlib.machinery.PathFinder.find_spec(top, sys.path)   # by name, not sys.modules
-    if spec is None or file is None:
-        return True             # loaded by path under a private name, or built in memory
-    here = Path(file).resolve()
-    if spec.submodule_search_locations:
-        homes = [Path(p).resolve() for p in spec.submodule_search_locations]
-        if not _under(here, homes):
-            return True         # another package of that name would be imported
-    elif spec.origin is None or Path(spec.origin).resolve() != here:
-        return True
-    if _under(here, _library_roots()) or top in _installed_top_levels():
-        return False            # installed: importable wherever the environment is the same
-    return True                 # local source (a script's folder, tests): not on the workers
-
-
-def ensure_by_value(fn: Any) -> bool:
-    """Make ``fn`` travel by value to remote workers when they could not import it.
-
-    Rule: a function is pickled *by reference* (module name + qualified name) unless its
-    module is registered with ``cloudpickle.register_pickle_by_value``. Workers can resolve a
-    reference only to a module they can import by name from an installed location. So the
-    module is registered by value when it is ``__main__`` (a script), when it cannot be found
-    by its name on ``sys.path`` (a file loaded by path under a private name), or when it is
-    found but lives outside site-packages and the standard library and belongs to no installed
-    distribution (a script's folder, a test directory). Installed packages (including
-    editable installs) and crosscheck itself stay by reference.
-
-    Args:
-        fn: the loss (a function, ``functools.partial``, bound method or callable object).
-
-    Returns:
-        True when the module was registered by value (now or before).
-    """
-    module = _module_of(fn)
-    if module is None or not needs_by_value(module):
-        return False
-    import cloudpickle
-    if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
-        cloudpickle.register_pickle_by_value(module)
-    return True
-
-
-class _ByValue:
-    """A callable pickled once with cloudpickle; unpickles as the callable itself.
-
-    Executors pickle with the standard pickler (Dask checks only the top-level object for
-    cloudpickle's by-value registry); this wrapper makes the loss always go through
-    cloudpickle, so the by-value registration holds however deep the loss sits in a task.
-    """
-
-    def __init__(self, fn: Callable):
-        import cloudpickle
-        self.fn = fn
-        self.payload = cloudpickle.dumps(fn)
-
-    def __reduce__(self):
-        import cloudpickle
-        return cloudpickle.loads, (self.payload,)
-
-    def __call__(self, *args, **kwargs):   # pragma: no cover - unpickled as the loss itself
-        return self.fn(*args, **kwargs)
-
-
-def _portable(loss: Callable) -> Callable:
-    try:
-        import cloudpickle  # noqa: F401
-    except ImportError:
-        return loss
-    ensure_by_value(loss)
-    return _ByValue(loss)
-
-
-# --- executors -----------------------------------------------------------------------------
 
 def is_dask_client(executor: Any) -> bool:
     """True for a ``dask.distributed.Client`` (checked without importing dask)."""
@@ -342,7 +192,7 @@ def map_chunks(executor: Any, loss: Callable, names: Sequence[str], shapes: Any,
         return _map_dask(executor, loss, names, shapes, flat, args, index, plus, minus,
                          bounds, progress, fp, fm)
     if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-        loss = _portable(loss)
+        loss = portable(loss)
     futures = {executor.submit(evaluate_chunk, loss, names, shapes, flat, args,
                                index[a:b], plus[a:b], minus[a:b]): (a, b) for a, b in bounds}
     done = 0
@@ -364,7 +214,7 @@ def _map_dask(client, loss, names, shapes, flat, args, index, plus, minus, bound
               fp, fm) -> tuple:
     from distributed import as_completed
 
-    shared = client.scatter([_portable(loss), flat, args], broadcast=True, hash=False)
+    shared = client.scatter([portable(loss), flat, args], broadcast=True, hash=False)
     futures = [client.submit(evaluate_chunk, shared[0], names, shapes, shared[1], shared[2],
                              index[a:b], plus[a:b], minus[a:b], pure=False)
                for a, b in bounds]
@@ -387,92 +237,4 @@ def _map_dask(client, loss, names, shapes, flat, args, index, plus, minus, bound
     return fp, fm
 
 
-# --- a local Dask cluster ------------------------------------------------------------------
-
-def _restore_environ(saved: Mapping[str, str]) -> None:
-    for key in [k for k in os.environ if k not in saved]:
-        del os.environ[key]
-    for key, value in saved.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
-
-
-def worker_environ() -> dict:
-    """The allocator variables as this process sees them (run it on workers to check)."""
-    return {key: os.environ.get(key) for key in WORKER_ENVIRON}
-
-
-def local_cluster(n_workers: Optional[int] = None, **cluster_kwargs: Any) -> tuple:
-    """Start a local Dask cluster for centered differences: ``(cluster, client)``.
-
-    ``n_workers`` single-threaded worker processes (default: ``os.cpu_count()``), no
-    dashboard, and glibc's allocator set for many short loss calls in the workers
-    (``WORKER_ENVIRON``: ``MALLOC_TRIM_THRESHOLD_`` lifted from Dask's 65536 to 1 GiB and
-    ``MALLOC_MMAP_THRESHOLD_`` to 32 MiB; see the module docstring for the measurements).
-    This process's environment is left as it was (the nanny writes its pre-spawn variables
-    into ``os.environ`` while it starts workers; they are put back).
-
-    Close both when done, client first::
-
-        cluster, client = local_cluster(2)
-        try:
-            report = crosscheck.check(loss, grad, params, X, y, executor=client)
-        finally:
-            client.close()
-            cluster.close()
-
-    Args:
-        n_workers: worker processes.
-        **cluster_kwargs: passed to ``distributed.LocalCluster`` (e.g. ``memory_limit``).
-
-    Returns:
-        ``(cluster, client)``.
-
-    Raises:
-        ImportError: ``distributed`` is not installed (``pip install 'crosscheck[dask]'``).
-        ValueError: ``n_workers`` is not a positive integer.
-
-    Warns:
-        RuntimeWarning: a worker does not see ``WORKER_ENVIRON`` (the cluster works, with
-        the allocator settings it got).
-    """
-    if n_workers is None:
-        n_workers = os.cpu_count() or 1
-    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) \
-            or n_workers < 1:
-        raise ValueError(f"`n_workers` must be a positive integer, got {n_workers!r}.")
-    try:
-        import dask
-        from distributed import Client, LocalCluster
-    except ImportError as exc:
-        raise ImportError("a Dask cluster needs `distributed`: `pip install "
-                          "'crosscheck[dask]'` (dask[distributed] and cloudpickle).") from exc
-    options = {"n_workers": int(n_workers), "threads_per_worker": 1, "processes": True,
-               "dashboard_address": None, **cluster_kwargs}
-    # The nanny reads the config key, but a variable already in this process's environment
-    # wins over it (a previous cluster leaves 65536 there: the nanny writes its pre-spawn
-    # variables into os.environ before spawning). Set both; restore the environment after.
-    saved = os.environ.copy()
-    os.environ.update(WORKER_ENVIRON)
-    try:
-        with dask.config.set({f"{PRE_SPAWN_KEY}.{k}": v for k, v in WORKER_ENVIRON.items()}):
-            cluster = LocalCluster(**options)
-    finally:
-        _restore_environ(saved)
-    try:
-        client = Client(cluster)
-    except BaseException:
-        cluster.close()
-        raise
-    seen = client.run(worker_environ)
-    wrong = {w: v for w, v in seen.items() if v != WORKER_ENVIRON}
-    if wrong:
-        got = next(iter(wrong.values()))
-        warnings.warn(
-            f"Dask workers {sorted(wrong)} run with {got}, not {WORKER_ENVIRON}: the config "
-            f"key `{PRE_SPAWN_KEY}` did not reach them; losses may run slower there.",
-            RuntimeWarning, stacklevel=2)
-    return cluster, client
-
-
-__all__ = ["ensure_by_value", "evaluate_chunk", "local_cluster", "map_chunks", "worker_environ"]
+__all__ = ["chunk_bounds", "evaluate_chunk", "is_dask_client", "map_chunks", "worker_count"]

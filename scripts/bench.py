@@ -551,7 +551,8 @@ def _same_fd(a, b) -> bool:
 
 
 def bench_dask(model: Model, log) -> list:
-    from crosscheck._executors import chunk_bounds, evaluate_chunk, local_cluster, map_chunks
+    from crosscheck._cluster import local_cluster
+    from crosscheck._executors import chunk_bounds, evaluate_chunk, map_chunks
     from crosscheck._inputs import make_blocks
     from crosscheck.oracles._fd import FIRST_STEP, element_scales
 
@@ -631,7 +632,7 @@ def bench_dask(model: Model, log) -> list:
 
 
 def allocator_table(in_worker: dict, dask_env: dict, log) -> list:
-    from crosscheck._executors import WORKER_ENVIRON
+    from crosscheck._cluster import WORKER_ENVIRON
 
     def env_text(env):
         return ", ".join(f"`{k}={v}`" for k, v in env.items()) or "none (glibc adapts)"

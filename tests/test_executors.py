@@ -11,9 +11,10 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from crosscheck._executors import (CHUNKS_PER_WORKER, MIN_CHUNK, WORKER_ENVIRON, chunk_bounds,
-                                   ensure_by_value, evaluate_chunk, local_cluster, map_chunks,
-                                   needs_by_value, worker_count)
+from crosscheck._by_value import ensure_by_value, needs_by_value
+from crosscheck._cluster import WORKER_ENVIRON, local_cluster
+from crosscheck._executors import (CHUNKS_PER_WORKER, MIN_CHUNK, chunk_bounds, evaluate_chunk,
+                                   map_chunks, worker_count)
 from crosscheck._inputs import prepare_args, prepare_loss, prepare_params
 from crosscheck.oracles import Problem
 from crosscheck.oracles._fd import FIRST_STEP, Engine, element_scales
