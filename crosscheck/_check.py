@@ -11,96 +11,19 @@ from . import oracles as registry
 from ._compare import Comparison, compare, relative_difference
 from ._diagnose import diagnose
 from ._errors import CheckError
-from ._inputs import (Blocks, batch_size, prepare_args, prepare_loss,
+from ._inputs import (batch_size, prepare_args, prepare_loss,
                       prepare_params, scalar_loss)
 from ._report import Block, OracleInfo, Report
 from ._taylor import taylor_orders
 from ._calls import base_loss, hand_gradient
 from ._tolerances import Tolerance, merged
+from ._refine import focus, nudged_agreement, refine
 from ._verdict import judge
 from .oracles import AUTODIFF, Problem
-from .oracles._fd import FULL_MAX, Engine, element_scales, loss_caller, measure_noise
+from .oracles._fd import element_scales, loss_caller, measure_noise
 
 EPS = float(np.finfo(np.float64).eps)
 PRIORITY = ("jax", "torch", "fd")   # which reference a diagnosis compares against, first
-REFINE_CAP = 4096                   # elements refined per block, worst first
-FOCUS_CAP = 256                     # fd="auto": elements per block where hand ≠ autodiff
-FULL_LADDER_MAX = FULL_MAX          # fd="auto": up to this many elements, refine every one
-
-
-def _focus(hand: dict, autodiff: list, blocks: Blocks, table: dict, f0: float,
-           noise: float) -> np.ndarray:
-    """Flat indices where the hand-written gradient disagrees with an autodiff reference,
-    worst first, at most ``FOCUS_CAP`` per block: where centered differences must look."""
-    tol = Tolerance(table, f0, noise)
-    out = []
-    for res in autodiff:
-        s_all = max(tol.scale(res.grads[b]) for b in blocks.names)
-        for b in blocks.names:
-            c = compare(hand[b], res.grads[b], 2 * tol.autodiff(res.grads[b], s_all))
-            if c.mismatch.any():
-                ratio = np.nan_to_num(np.ravel(c.ratio), nan=0.0, posinf=1e300)
-                worst = np.argsort(-ratio)[:min(FOCUS_CAP, int(c.mismatch.sum()))]
-                out.append(worst + blocks.slices[b].start)
-    return np.unique(np.concatenate(out)) if out else np.array([], np.int64)
-
-
-def _directional(hand: dict, ran: dict, blocks: Blocks, tol: "Tolerance",
-                 s_all: dict) -> dict:
-    """Compare hand·d with the centered-difference directional derivatives, per block."""
-    out = {}
-    fd_res = ran["fd"]
-    table = tol.table
-    for b, probes in fd_res.extra.get("directions", {}).items():
-        failed = 0
-        for d, value, error, at_kink in probes:
-            if at_kink:   # the direction crosses a kink: the estimate says nothing
-                continue
-            g = np.ravel(hand[b])
-            slope = float(g @ d) if np.all(np.isfinite(g)) else float("nan")
-            magnitude = float(np.abs(g) @ np.abs(d)) if np.isfinite(slope) else 0.0
-            allowed = table["fd_safety"] * error + (table["fd_rtol"] + tol.ad_rtol) * magnitude
-            if not abs(slope - value) <= allowed:
-                failed += 1
-        out[b] = {"count": len(probes), "failed": failed}
-    return out
-
-
-NUDGE = 1e-6   # relative size of the random move off the kinks
-
-
-def _nudged_agreement(grad, problem: Problem, autodiff: list, tol: "Tolerance",
-                      seed: int) -> dict:
-    """Does the hand-written gradient agree with autodiff just off the kinks?
-
-    At a point where the loss is not differentiable several values are valid (a hand-written
-    mask ``Z > 0`` gives 0 at a tie, jax and torch give 0.5, and with several samples at a tie
-    the valid set is every mix of them). Moving every parameter by a seeded random relative
-    1e-6 leaves all ties: there every convention coincides and a correct backward agrees with
-    autodiff. Returns ``{oracle: {block: bool array}}`` marking elements that agree there.
-    """
-    blocks = problem.blocks
-    rng = np.random.default_rng(seed + 1)
-    moved = blocks.copy()
-    moved.flat += NUDGE * element_scales(blocks) * rng.standard_normal(blocks.size)
-    try:
-        hand = hand_gradient(grad, moved, problem.args)[0]
-    except CheckError:
-        return {}
-    f0 = problem.loss.numpy(moved.copy().as_dict(), *problem.args)
-    nudged = Problem(problem.loss, moved, problem.args, float(np.asarray(f0).reshape(())),
-                     problem.noise, problem.options)
-    out = {}
-    for name in autodiff:
-        res = registry.run(name, nudged)
-        if not res.ran:
-            continue
-        s_all = max(tol.scale(res.grads[b]) for b in blocks.names)
-        out[name] = {}
-        for b in blocks.names:
-            t = 2 * tol.autodiff(res.grads[b], s_all)
-            out[name][b] = compare(hand[b], res.grads[b], t).mismatch == False  # noqa: E712
-    return out
 
 
 def _validate_oracles(oracles: Any) -> list:
@@ -196,7 +119,7 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
     if "fd" in names:   # last, so that it can focus on where hand and autodiff disagree
         autodiff_ran = [r for r in results.values() if r.ran]
         options["autodiff"] = bool(autodiff_ran)
-        options["focus"] = _focus(hand, autodiff_ran, blocks, table, f0, noise)
+        options["focus"] = focus(hand, autodiff_ran, blocks, table, f0, noise)
         results["fd"] = registry.run("fd", problem)
         results = {name: results[name] for name in names}
 
@@ -225,87 +148,11 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
     deciding = [n for n in PRIORITY if n in ran and infos[n].parity is not False]
     s_all = {n: max(tol.scale(r.grads[b]) for b in blocks.names) for n, r in ran.items()}
 
-    # --- cheap first: which elements disagree, by the first pass? -----------------------
-    fd_values = {b: ran["fd"].grads[b].copy() for b in blocks.names} if "fd" in ran else None
-    fd_errors = {b: ran["fd"].errors[b].copy() for b in blocks.names} if "fd" in ran else None
-    kink = {b: np.zeros(blocks.shapes[b], bool) for b in blocks.names}
-    lower = {b: np.full(blocks.shapes[b], np.nan) for b in blocks.names}
-    upper = {b: np.full(blocks.shapes[b], np.nan) for b in blocks.names}
-    refined = {b: 0 for b in blocks.names}
-    to_refine = []
-    full_ladder = "fd" in ran and fd == "auto" and blocks.size <= FULL_LADDER_MAX
-    directions = _directional(hand, ran, blocks, tol, s_all) if "fd" in ran else {}
-    autodiff_ran = any(n in AUTODIFF for n in ran)
-    for b, failed in directions.items():
-        if failed["failed"] and autodiff_ran:
-            notes.append(f"block `{b}`: {failed['failed']} of {failed['count']} directional "
-                         f"derivative(s) by centered differences disagreed with the "
-                         f"hand-written gradient; autodiff checked every element of the block.")
-        elif failed["failed"] and not ran["fd"].covered[b].all():   # drill into the block
-            engine = ran["fd"].extra["engine"]
-            sl = blocks.slices[b]
-            idx = np.arange(sl.start, sl.stop)
-            v, e = engine.first_pass(idx)
-            fd_values[b] = v.reshape(blocks.shapes[b])
-            fd_errors[b] = e.reshape(blocks.shapes[b])
-            ran["fd"].covered[b][...] = True
-            notes.append(f"block `{b}`: a directional derivative disagreed with the "
-                         f"hand-written gradient; checked every element of the block.")
-    for b in blocks.names:
-        sl = blocks.slices[b]
-        if full_ladder:   # small model: the careful estimate everywhere is cheap
-            to_refine.append((b, np.arange(sl.start, sl.stop)))
-            continue
-        suspect = np.zeros(blocks.shapes[b], bool)
-        for n, r in ran.items():
-            if n == "fd":
-                mask = np.isfinite(fd_errors[b])
-                t = tol.autodiff(fd_values[b], s_all[n]) + tol.fd(fd_values[b], fd_errors[b], mask)
-            else:
-                mask = np.ones(blocks.shapes[b], bool)
-                t = 2 * tol.autodiff(r.grads[b], s_all[n])
-            c = compare(hand[b], r.grads[b], t, mask)
-            suspect |= c.mismatch
-            if n == "fd":   # covered elements whose estimate is not finite
-                suspect |= ran["fd"].covered[b] & ~mask
-        idx = np.flatnonzero(suspect)
-        if idx.size > REFINE_CAP:
-            notes.append(f"block `{b}`: {idx.size} elements disagree; refined the first "
-                         f"{REFINE_CAP}.")
-            idx = idx[:REFINE_CAP]
-        to_refine.append((b, idx + sl.start))
-    all_idx = np.concatenate([i for _, i in to_refine]) if to_refine else np.array([], int)
-    engine_evals = 0
-    if all_idx.size:
-        engine = ran["fd"].extra["engine"] if "fd" in ran else Engine(problem)
-        best = next((n for n in PRIORITY if n in ran), None)
-        gscale = np.zeros(blocks.size)
-        for b in blocks.names:
-            gscale[blocks.slices[b]] = tol.scale(ran[best].grads[b]) if best else 1.0
-        before, started = engine.evaluations, time.perf_counter()
-        ladder = engine.refine(all_idx, gscale[all_idx])
-        engine_evals = engine.evaluations - before
-        if "fd" in infos:
-            infos["fd"].seconds += time.perf_counter() - started
-        flat_kink = np.zeros(blocks.size, bool)
-        flat_kink[ladder.index] = ladder.kink
-        flat_lo = np.full(blocks.size, np.nan)
-        flat_hi = np.full(blocks.size, np.nan)
-        flat_lo[ladder.index] = ladder.lower
-        flat_hi[ladder.index] = ladder.upper
-        for b in blocks.names:
-            sl, shape = blocks.slices[b], blocks.shapes[b]
-            kink[b] = flat_kink[sl].reshape(shape)
-            lower[b] = flat_lo[sl].reshape(shape)
-            upper[b] = flat_hi[sl].reshape(shape)
-            local = ladder.index[(ladder.index >= sl.start) & (ladder.index < sl.stop)]
-            refined[b] = int(local.size)
-            if fd_values is not None and local.size:
-                pos = np.searchsorted(ladder.index, local)
-                fd_values[b].flat[local - sl.start] = ladder.value[pos]
-                fd_errors[b].flat[local - sl.start] = ladder.error[pos]
-        if "fd" in infos:
-            infos["fd"].evaluations = engine.evaluations
+    refinement = refine(problem, ran, hand, tol, s_all, fd, notes, infos)
+    fd_values, fd_errors = refinement.values, refinement.errors
+    kink, lower, upper = refinement.kink, refinement.lower, refinement.upper
+    refined, directions = refinement.refined, refinement.directions
+    engine_evals = refinement.evaluations
     # --- final comparisons ---------------------------------------------------------------
     report_blocks = {}
     nudge = None
@@ -331,7 +178,7 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
                 inside = (hand[b] >= lower[b] - t) & (hand[b] <= upper[b] + t)
                 if (c.mismatch & kink[b] & ~inside).any():
                     if nudge is None:
-                        nudge = _nudged_agreement(grad, problem, [m for m in ran if m in AUTODIFF],
+                        nudge = nudged_agreement(grad, problem, [m for m in ran if m in AUTODIFF],
                                                   tol, seed)
                     inside = inside | nudge.get(n, {}).get(b, False)
                 conv = c.mismatch & kink[b] & inside
@@ -354,7 +201,7 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
                     mask = mask & ~valid
                 between[(p, q)] = compare(refs[p], refs[q], t, mask)
         nonfinite = int((~np.isfinite(hand[b])).sum())
-        j = judge(None, vs, between, deciding, nonfinite)
+        j = judge(vs, between, deciding, nonfinite)
         diagnosis = None
         mismatch_map = None
         if j.verdict == "wrong" and j.consensus:

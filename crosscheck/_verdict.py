@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ._compare import Comparison
 from .oracles import AUTODIFF
 
 
@@ -40,12 +39,10 @@ def _names(refs) -> str:
     return refs[0] if len(refs) == 1 else ", ".join(refs[:-1]) + " and " + refs[-1]
 
 
-def judge(hand: Comparison | None, vs: dict, between: dict, deciding: list,
-          nonfinite: int = 0) -> Judgement:
+def judge(vs: dict, between: dict, deciding: list, nonfinite: int = 0) -> Judgement:
     """Decide one block.
 
     Args:
-        hand: unused placeholder for symmetry (kept None).
         vs: reference name -> Comparison of the hand-written block against it.
         between: (ref_a, ref_b) -> Comparison of two references (both orders accepted).
         deciding: references that ran and passed forward parity, in priority order.

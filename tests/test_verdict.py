@@ -22,7 +22,7 @@ def _judge(hand, refs, deciding=None, nonfinite=0):
                for p, q in itertools.combinations(refs, 2)}
     deciding = list(refs) if deciding is None else deciding
     order = [n for n in ("jax", "torch", "fd") if n in deciding]
-    return judge(None, vs, between, order, nonfinite)
+    return judge(vs, between, order, nonfinite)
 
 
 def test_all_agree_is_ok():
