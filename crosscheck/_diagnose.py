@@ -30,7 +30,12 @@ def _fits(residual: np.ndarray, tol: np.ndarray, scale: float) -> bool:
 
 
 def _factor_text(c: float) -> str:
-    return f"{c:.3f}" if 1e-3 <= abs(c) < 1e4 else f"{c:.3e}"
+    """Three decimals, or six significant digits when three would round the factor away
+    (1.00017 must not read as 1.000)."""
+    if not 1e-3 <= abs(c) < 1e4:
+        return f"{c:.3e}"
+    text = f"{c:.3f}"
+    return text if abs(c - float(text)) <= 1e-6 * abs(c) else f"{c:.6g}"
 
 
 def _batch_hint(c: float, batch: Optional[int]) -> str:

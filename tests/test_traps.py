@@ -96,3 +96,13 @@ def test_arrays_nested_in_a_dict_argument_reach_every_framework_and_are_not_muta
     assert report.ok
     assert all(report.oracles[o].error is None for o in ("fd", "torch"))
     assert data["X"].dtype == np.float32 and np.array_equal(data["X"], before)
+
+
+def test_a_factor_close_to_one_is_not_rounded_to_one_in_the_diagnosis():
+    loss, grad, params, X = _tanh_case()
+    report = crosscheck.check(loss, lambda p, X: {k: v * (1 + 1.7e-4) for k, v in grad(p, X).items()},
+                              params, X, oracles=("fd",))
+    assert report.flagged == ["W", "b"]
+    d = report.blocks["W"].diagnosis
+    assert d.kind == "scale" and d.factor == pytest.approx(1.00017, rel=1e-9)
+    assert "hand = 1.00017 × reference (fd)" in d.text
