@@ -20,6 +20,7 @@ from ._errors import CheckError
 from ._runs import SLOWER_RATIO, SLOWER_SECONDS, Outcome, Suite, summary
 
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
+CONNECT_TIMEOUT = 10   # seconds to reach a Dask scheduler given with --dask
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,7 +133,7 @@ def dask_executor(address):
         return
     from distributed import Client
     try:
-        client = Client(address, timeout=30)
+        client = Client(address, timeout=CONNECT_TIMEOUT)
     except OSError as exc:
         raise CheckError(f"--dask {address}: cannot reach the scheduler ({exc}); start one "
                          f"with `dask scheduler` or use `--dask local`.") from exc

@@ -45,8 +45,9 @@ class Progress:
         if self._bar is None:
             if time.perf_counter() - self._start < DELAY:
                 return
+            from rich.console import Console
             from rich.progress import Progress as Bar
-            self._bar = Bar(transient=True)
+            self._bar = Bar(console=Console(stderr=True), transient=True)
             self._bar.start()
             self._task = self._bar.add_task(self._label, total=self._total)
         self._bar.update(self._task, completed=self._done)
