@@ -26,6 +26,25 @@ EPS = float(np.finfo(np.float64).eps)
 PRIORITY = ("jax", "torch", "fd")   # which reference a diagnosis compares against, first
 
 
+def _resolution(j, deciding: list, vs: dict, tols: dict, hand: np.ndarray, refs: dict,
+                table: dict):
+    """An ``ok`` from centered differences alone is only as good as their resolution: when
+    their tolerance exceeds ``fd_resolution`` (relative, in the seeds' difference units), a
+    bug of that size would pass unseen, so the block is ``inconclusive`` — with the number."""
+    if j.verdict != "ok" or deciding != ["fd"]:
+        return j
+    mask = ~np.isnan(vs["fd"].ratio)
+    denom = np.linalg.norm(hand[mask]) + np.linalg.norm(refs["fd"][mask])
+    resolution = float(np.linalg.norm(tols["fd"][mask]) / denom) if denom > 0 else 0.0
+    if resolution <= table["fd_resolution"]:
+        return j
+    j.verdict = "inconclusive"
+    j.reason = (f"agrees with centered differences, but they resolve only {resolution:.2g} "
+                f"(relative) here — a bug that size would pass: add an autodiff reference or "
+                f"compute the loss in float64")
+    return j
+
+
 def _validate_oracles(oracles: Any) -> list:
     if isinstance(oracles, str):
         oracles = [o.strip() for o in oracles.split(",") if o.strip()]
@@ -201,7 +220,11 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
                     mask = mask & ~valid
                 between[(p, q)] = compare(refs[p], refs[q], t, mask)
         nonfinite = int((~np.isfinite(hand[b])).sum())
-        j = judge(vs, between, deciding, nonfinite)
+        # centered differences that compared no element here (every one at a kink, or not
+        # finite) cannot decide; autodiff always compares (kink conventions were validated)
+        deciding_b = [r for r in deciding if r != "fd" or vs[r].compared > 0]
+        j = judge(vs, between, deciding_b, nonfinite)
+        j = _resolution(j, deciding_b, vs, tols, hand[b], refs, table)
         diagnosis = None
         mismatch_map = None
         if j.verdict == "wrong" and j.consensus:
@@ -216,7 +239,8 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
             c: Optional[Comparison] = vs.get(n)
             if c:   # the seeds' formula; fd leaves out its kink elements
                 cover = masks[n] if n == "fd" else np.ones(shape, bool)
-                difference[n] = relative_difference(hand[b][cover], refs[n][cover])
+                difference[n] = (relative_difference(hand[b][cover], refs[n][cover])
+                                 if cover.any() else None)
             else:
                 difference[n] = None
             max_abs[n] = c.max_abs if c else None

@@ -39,6 +39,7 @@ DEFAULTS = {
     "autodiff_atol": 1e-13,
     "fd_safety": 4.0,
     "fd_rtol": 1e-9,
+    "fd_resolution": 1e-3,  # fd alone: "ok" only if it could see a relative error this small
     "parity_rtol": 1e-10,   # forward parity: |J_framework − J_numpy| ≤ this·|J| + 1e3·noise
 }
 

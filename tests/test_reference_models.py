@@ -66,7 +66,9 @@ def test_every_oracle_ran_and_differences_are_reported(reports, module, case):
     assert data["oracles"]["torch"]["parity"] is True
     for name, block in data["blocks"].items():
         for oracle in ("fd", "jax", "torch"):
-            assert block["difference"][oracle] is not None, (name, oracle)
+            # centered differences have no difference to report where every element is a kink
+            fd_blind = oracle == "fd" and block["kinks"] == block["size"]
+            assert (block["difference"][oracle] is None) == fd_blind, (name, oracle)
     assert report.forward["jax"] == pytest.approx(report.forward["numpy"], rel=1e-12)
     assert report.forward["torch"] == pytest.approx(report.forward["numpy"], rel=1e-12)
 

@@ -106,3 +106,51 @@ def test_a_factor_close_to_one_is_not_rounded_to_one_in_the_diagnosis():
     d = report.blocks["W"].diagnosis
     assert d.kind == "scale" and d.factor == pytest.approx(1.00017, rel=1e-9)
     assert "hand = 1.00017 × reference (fd)" in d.text
+
+
+def _float32_inside():
+    rng = np.random.default_rng(0)
+    params = {"W": rng.standard_normal((3, 4))}
+    X = rng.standard_normal((4, 5))
+
+    def loss(p, X):   # the user computes in float32: its rounding is 1e-7, not 1e-16
+        Z = p["W"].astype(np.float32) @ X.astype(np.float32)
+        return float(np.sum(np.tanh(Z) ** 2))
+
+    def grad(p, X):
+        H = np.tanh(p["W"] @ X)
+        return {"W": (2 * H * (1 - H ** 2)) @ X.T}
+
+    return loss, grad, params, X
+
+
+def test_a_float32_loss_is_measured_as_noisy_and_a_bug_is_still_caught():
+    loss, grad, params, X = _float32_inside()
+    buggy = crosscheck.check(loss, lambda p, X: {"W": 2 * grad(p, X)["W"]}, params, X,
+                             oracles=("fd",))
+    assert buggy.flagged == ["W"]
+    assert buggy.blocks["W"].diagnosis.kind == "scale"
+    assert buggy.noise > 1e-8 * abs(buggy.forward["numpy"])   # float32 rounding, measured
+
+
+def test_fd_alone_too_coarse_to_vouch_says_inconclusive_with_its_resolution():
+    loss, grad, params, X = _float32_inside()
+    report = crosscheck.check(loss, grad, params, X, oracles=("fd",))
+    block = report.blocks["W"]
+    assert report.flagged == [] and block.verdict == "inconclusive"
+    assert "they resolve only" in block.reason and "compute the loss in float64" in block.reason
+
+
+def test_noise_is_not_inflated_by_kinks_at_the_check_point():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "reference" / "relu_kinks.py"
+    spec = importlib.util.spec_from_file_location("relu_kinks_for_noise", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.correct
+    report = crosscheck.check(c.loss, c.grad, c.params, *c.args, oracles=("fd",), taylor=False)
+    eps = np.finfo(np.float64).eps
+    # many pre-activations sit exactly at 0; the noise is still float64 rounding
+    assert report.noise < 100 * eps * abs(report.forward["numpy"])
+    assert report.tolerances["autodiff_rtol_effective"] == 1e-10
