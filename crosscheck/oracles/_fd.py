@@ -12,7 +12,7 @@ Step rule:
     rounded to representable numbers and the true distance between them is the denominator.
     The first pass uses ``c = 1e-4``. Its error is dominated by rounding, estimated as
     ``noise / h`` where ``noise`` is the loss's *measured* rounding noise at the check point
-    (second differences along a few tiny random directions; floored at ``ε·|J|``). The
+    (sixth differences along a few short random rays, see `measure_noise`; floored at ``ε·|J|``). The
     truncation error ``h²·J'''/6`` is unknown after one pass.
 
 Refinement (only where the hand-written gradient disagrees with the first pass or with an
