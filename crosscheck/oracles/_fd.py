@@ -12,8 +12,8 @@ Step rule:
     rounded to representable numbers and the true distance between them is the denominator.
     The first pass uses ``c = 1e-4``. Its error is dominated by rounding, estimated as
     ``noise / h`` where ``noise`` is the loss's *measured* rounding noise at the check point
-    (sixth differences along a few short random rays, see `measure_noise`; floored at ``ε·|J|``). The
-    truncation error ``h²·J'''/6`` is unknown after one pass.
+    (sixth differences along a few short rays, see ``measure_noise``; at least ``ε·|J|``),
+    plus an allowance for the truncation error ``h²·J‴/6``, unknown after one pass.
 
 Refinement (only where the hand-written gradient disagrees with the first pass or with an
 autodiff reference — cheap first, careful where it matters):
