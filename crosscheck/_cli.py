@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="check the suite declared in pyproject.toml",
         description="Check every case of the suite in the [tool.crosscheck] table of "
-                    "pyproject.toml (cases, and optionally oracles, seed, tolerances); "
+                    "pyproject.toml (cases, and optionally oracles, seed, fd, tolerances); "
                     "TARGETs given on the command line replace the suite's cases. Exit 0: "
                     "all agree; 1: a block is flagged; 2: a case could not be checked.")
     run.add_argument("targets", nargs="*", metavar="TARGET")
