@@ -230,3 +230,18 @@ def test_compare_real_reports(reports):
     cmp = compare_runs([correct], [correct, buggy])
     assert [f["case"] for f in cmp.new_failures] == ["seed_net/buggy"]
     assert cmp.new_failures[0]["now"] == "flagged b1, W2"
+
+
+@pytest.mark.parametrize("text, want", [('"all"', "all"), ('"auto"', "auto"), ("16", 16)])
+def test_suite_fd_key(tmp_path, text, want):
+    path = tmp_path / "pyproject.toml"
+    path.write_text(f'[tool.crosscheck]\ncases = ["m.py:c"]\nfd = {text}\n')
+    assert load_suite(path).fd == want
+
+
+@pytest.mark.parametrize("text", ['"some"', "0", "true", "2.5"])
+def test_suite_fd_key_is_validated(tmp_path, text):
+    path = tmp_path / "pyproject.toml"
+    path.write_text(f'[tool.crosscheck]\ncases = ["m.py:c"]\nfd = {text}\n')
+    with pytest.raises(CheckError, match=r"`fd` must be \"auto\", \"all\" or a positive integer"):
+        load_suite(path)
