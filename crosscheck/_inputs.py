@@ -98,6 +98,9 @@ def prepare_params(params: Any) -> Blocks:
             raise CheckError(
                 f"block `{name}` has dtype {arr.dtype}; crosscheck checks real-valued "
                 f"parameters: pass a float array.")
+        if arr.size == 0:
+            raise CheckError(f"block `{name}` is empty (shape {arr.shape}); it has no gradient "
+                             f"to check: leave it out of `params`.")
         if arr.dtype != np.float64:
             notes.append(f"block `{name}` is {arr.dtype}; checked in float64 (exact upcast).")
         arr = arr.astype(np.float64)

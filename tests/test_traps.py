@@ -154,3 +154,21 @@ def test_noise_is_not_inflated_by_kinks_at_the_check_point():
     # many pre-activations sit exactly at 0; the noise is still float64 rounding
     assert report.noise < 100 * eps * abs(report.forward["numpy"])
     assert report.tolerances["autodiff_rtol_effective"] == 1e-10
+
+
+def test_an_empty_block_is_refused_by_name():
+    with pytest.raises(crosscheck.CheckError, match=r"block `h0` is empty \(shape \(0, 3\)\)"):
+        crosscheck.check(lambda p: np.sum(p["w"] ** 2), lambda p: {"w": 2 * p["w"]},
+                         {"w": np.ones(3), "h0": np.zeros((0, 3))}, oracles=("fd",))
+
+
+def test_fortran_ordered_parameters_are_checked_and_left_as_they_were():
+    rng = np.random.default_rng(5)
+    W = np.asfortranarray(rng.standard_normal((3, 4)))
+    before = W.copy(order="A")
+    X = rng.standard_normal((4, 2))
+    report = crosscheck.check(lambda p, X: np.sum((p["W"] @ X) ** 2),
+                              lambda p, X: {"W": 2 * (p["W"] @ X) @ X.T}, {"W": W}, X,
+                              oracles=("fd",))
+    assert report.ok
+    assert W.flags.f_contiguous and np.array_equal(W, before)
