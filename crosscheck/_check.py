@@ -80,7 +80,7 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
         batch: the batch size m, to call out factors of m or 1/m (guessed from ``args``).
         taylor: run the Taylor remainder test per block.
         fd: centered-difference coverage: ``"auto"`` (every element of a model up to 5,000
-            parameters; on bigger ones, when autodiff covers every element, the elements
+            parameters, refined by Richardson extrapolation up to 2,000; on bigger ones, when autodiff covers every element, the elements
             where hand and autodiff disagree, a stratified sample of 32 per block and two
             random directions per block), ``"all"`` (every element, one centered difference
             each, refined where it disagrees), or an int (the per-block sample).

@@ -21,12 +21,13 @@ from ._errors import CheckError
 from ._inputs import Blocks
 from ._tolerances import Tolerance
 from .oracles import AUTODIFF, Problem
-from .oracles._fd import FULL_MAX, Engine, element_scales
+from .oracles._fd import Engine, element_scales
 
 PRIORITY = ("jax", "torch", "fd")   # whose gradient scale the kink test uses, first
 REFINE_CAP = 4096                   # elements refined per block
 FOCUS_CAP = 256                     # fd="auto": elements per block where hand ≠ autodiff, worst first
-FULL_LADDER_MAX = FULL_MAX          # fd="auto": up to this many elements, refine every one
+FULL_LADDER_MAX = 2000              # fd="auto": up to this many elements, refine every one
+                                    # (8 more loss evaluations each: 16,000 at most)
 NUDGE = 1e-6                        # relative size of the random move off the kinks
 
 

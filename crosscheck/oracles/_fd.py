@@ -22,7 +22,7 @@ autodiff reference — cheap first, careful where it matters):
     the error estimate ``|Rₖ − Rₖ₊₁| + 3 · noise / hₖ``, and the value is the one whose
     estimate is smallest: large steps win on ill-conditioned losses, whose rounding dwarfs
     ε·|J| (the seeds' network), small steps on strongly curved ones.
-    Models up to ``FULL_LADDER_MAX`` elements (see ``_check``) get the ladder on every
+    Models up to ``FULL_LADDER_MAX`` elements (see ``_refine``) get the ladder on every
     element.
 
 Kinks:
@@ -63,7 +63,7 @@ RUNGS = 4
 NOISE_PROBE = 1e-6      # relative step of the rays that measure the loss's rounding noise
 NOISE_DIRECTIONS = 3    # rays in each direction from the check point
 KINK_RTOL = 1e-6        # a gap jump below this fraction of the block's gradient scale is smooth
-FULL_MAX = 5000         # fd="auto": up to this many elements, every element (and the ladder)
+FULL_MAX = 5000         # fd="auto": up to this many elements, every element
 BUDGET = 200_000        # fd="auto" without autodiff: loss evaluations before sampling
 SAMPLE = 32             # fd="auto" with autodiff: stratified sample per block
 DIRECTIONS = 2          # fd="auto" with autodiff: random directional derivatives per block
