@@ -43,7 +43,7 @@ def _changed_block(before: Blocks, after: Blocks) -> Optional[str]:
 def base_loss(loss, blocks: Blocks, args: tuple) -> float:
     """The numpy loss at the check point; refuse a loss that mutates or is not deterministic."""
     values = []
-    for attempt in range(2):
+    for _ in range(2):
         work, work_args = blocks.copy(), _copy_args(args)
         try:
             raw = loss(work.as_dict(), *work_args)
@@ -78,7 +78,7 @@ def hand_gradient(grad, blocks: Blocks, args: tuple) -> tuple:
         float32/float16)``.
     """
     results, notes = [], []
-    for attempt in range(2):
+    for _ in range(2):
         work, work_args = blocks.copy(), _copy_args(args)
         try:
             out = grad(work.as_dict(), *work_args)
