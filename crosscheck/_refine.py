@@ -173,15 +173,16 @@ def refine(problem: Problem, ran: dict, hand: dict, tol: Tolerance, s_all: dict,
                        engine_evals)
 
 
-def nudged_agreement(grad, problem: Problem, autodiff: list, tol: Tolerance,
+def nudged_comparison(grad, problem: Problem, autodiff: list, tol: Tolerance,
                       seed: int) -> dict:
-    """Does the hand-written gradient agree with autodiff just off the kinks?
+    """The hand-written gradient against autodiff just off the kinks: a second check point.
 
     At a point where the loss is not differentiable several values are valid (a hand-written
     mask ``Z > 0`` gives 0 at a tie, jax and torch give 0.5, and with several samples at a tie
     the valid set is every mix of them). Moving every parameter by a seeded random relative
     1e-6 leaves all ties: there every convention coincides and a correct backward agrees with
-    autodiff. Returns ``{oracle: {block: bool array}}`` marking elements that agree there.
+    autodiff — and a backward that is wrong shows it there too, even where at the tie its
+    value happened to coincide with autodiff's. Returns ``{oracle: {block: Comparison}}``.
     """
     blocks = problem.blocks
     rng = np.random.default_rng(seed + 1)
@@ -203,5 +204,5 @@ def nudged_agreement(grad, problem: Problem, autodiff: list, tol: Tolerance,
         out[name] = {}
         for b in blocks.names:
             t = 2 * tol.autodiff(res.grads[b], s_all)
-            out[name][b] = compare(hand[b], res.grads[b], t).mismatch == False  # noqa: E712
+            out[name][b] = compare(hand[b], res.grads[b], t)
     return out
