@@ -24,6 +24,7 @@ from .oracles._fd import element_scales, loss_caller, measure_noise
 
 EPS = float(np.finfo(np.float64).eps)
 PRIORITY = ("jax", "torch", "fd")   # which reference a diagnosis compares against, first
+STATIONARY = 1e-14                  # autodiff gradients all below this (× max(1, |J|)): zero
 
 
 def _resolution(j, deciding: list, vs: dict, tols: dict, hand: np.ndarray, refs: dict,
@@ -166,6 +167,15 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
     ran = {n: r for n, r in results.items() if r.ran}
     deciding = [n for n in PRIORITY if n in ran and infos[n].parity is not False]
     s_all = {n: max(tol.scale(r.grads[b]) for b in blocks.names) for n, r in ran.items()}
+    stationary = STATIONARY * max(1.0, abs(f0))   # below this, a model-wide gradient is 0
+    if any(n in AUTODIFF for n in s_all) and all(s_all[n] <= stationary
+                                                 for n in s_all if n in AUTODIFF):
+        notes.append("every autodiff gradient is zero (below 1e-14): the check point is a stationary "
+                     "point (a perfect fit, or every unit dead), where a check cannot see "
+                     "most bugs; check at random parameters.")
+        # a zero model-wide gradient gives no scale: hold the hand-written one to absolute
+        # rounding (autodiff_atol in the loss's units per parameter unit)
+        s_all = {n: (v if v > stationary else 1.0) for n, v in s_all.items()}
 
     refinement = refine(problem, ran, hand, tol, s_all, fd, notes, infos)
     fd_values, fd_errors = refinement.values, refinement.errors

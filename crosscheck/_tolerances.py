@@ -32,6 +32,7 @@ import numpy as np
 from ._errors import CheckError
 
 EPS = float(np.finfo(np.float64).eps)
+KAPPA_MAX = 1e8   # beyond this the loss rounds like float32 or worse: autodiff rtol ≤ 2.2e-5
 
 DEFAULTS = {
     "autodiff_rtol": 1e-10,
@@ -59,7 +60,10 @@ class Tolerance:
     """Per-element tolerances of each kind of gradient, from the table and the measured noise."""
 
     def __init__(self, table: dict, f0: float, noise: float):
-        kappa = noise / (EPS * max(abs(f0), np.finfo(np.float64).tiny))
+        # conditioning: how many times worse than ε·|J| the loss rounds; a loss that is
+        # exactly 0 (a perfect fit) rounds like its own terms, whose size is unknown: κ = 1
+        kappa = noise / (EPS * abs(f0)) if f0 != 0 else 1.0
+        kappa = min(max(kappa, 1.0), KAPPA_MAX)
         self.table = table
         self.ad_rtol = max(table["autodiff_rtol"], table["autodiff_kappa"] * EPS * kappa)
 

@@ -172,3 +172,30 @@ def test_fortran_ordered_parameters_are_checked_and_left_as_they_were():
                               oracles=("fd",))
     assert report.ok
     assert W.flags.f_contiguous and np.array_equal(W, before)
+
+
+def test_a_perfect_fit_is_a_stationary_point_noted_and_rounding_is_not_a_bug():
+    pytest.importorskip("torch")
+    # W2 = 0 and b2 = Y: the loss is exactly 0 and every gradient vanishes
+    params = {"W1": np.array([[-2.0], [1.0]]), "b1": np.array([[-1.0], [0.0]]),
+              "W2": np.array([[0.0, 0.0]]), "b2": np.array([[1.0]])}
+    X, Y = np.array([[1.0, -2.0]]), np.array([[1.0, 1.0]])
+
+    def loss(p, X, Y):
+        A1 = np.maximum(p["W1"] @ X + p["b1"], 0.0)
+        return np.sum((p["W2"] @ A1 + p["b2"] - Y) ** 2) / (2 * X.shape[1])
+
+    def grad(p, X, Y, wrong=0.0):
+        Z1 = p["W1"] @ X + p["b1"]
+        A1 = np.maximum(Z1, 0.0)
+        d2 = (p["W2"] @ A1 + p["b2"] - Y) / X.shape[1]
+        d1 = (p["W2"].T @ d2) * (Z1 > 0)
+        return {"W1": d1 @ X.T + wrong, "b1": d1.sum(axis=1, keepdims=True),
+                "W2": d2 @ A1.T, "b2": d2.sum(axis=1, keepdims=True)}
+
+    report = crosscheck.check(loss, grad, params, X, Y, oracles=("fd", "torch"))
+    assert report.flagged == []
+    assert any("stationary point" in n for n in report.notes)
+    buggy = crosscheck.check(loss, lambda *a: grad(*a, wrong=0.5), params, X, Y,
+                             oracles=("fd", "torch"))
+    assert buggy.flagged == ["W1"]
