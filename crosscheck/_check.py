@@ -17,7 +17,7 @@ from ._report import Block, OracleInfo, Report
 from ._taylor import taylor_orders
 from ._calls import base_loss, hand_gradient
 from ._tolerances import Tolerance, merged
-from ._refine import focus, nudged_comparison, refine
+from ._refine import fd_second_point, focus, nudged_comparison, refine
 from ._verdict import judge
 from .oracles import AUTODIFF, Problem
 from .oracles._fd import element_scales, loss_caller, measure_noise
@@ -187,6 +187,17 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
     nudge = None
     ties = any(k.any() for k in kink.values())   # kinks found: the point is not generic
     off_ties = {}                                 # block -> elements wrong only off the ties
+    fd_second = None
+    if ties and "fd" in deciding and not any(n in AUTODIFF for n in deciding):
+        candidates = []
+        for b in blocks.names:
+            mask = np.isfinite(fd_errors[b]) & ~kink[b]
+            t = tol.fd(fd_values[b], fd_errors[b], mask) + tol.autodiff(fd_values[b], s_all["fd"])
+            suspect = kink[b] | compare(hand[b], fd_values[b], t, mask).mismatch
+            candidates.append(np.flatnonzero(suspect) + blocks.slices[b].start)
+        index = np.concatenate(candidates)
+        if index.size:
+            fd_second = fd_second_point(grad, problem, index, tol, seed)
     for b in blocks.names:
         shape = blocks.shapes[b]
         refs, tols, masks = {}, {}, {}
@@ -232,6 +243,16 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
                         c2.ratio = np.where(off.mismatch & ~conv, off.ratio, c2.ratio)
                     c = c2
                     conventions = max(conventions, int(conv.sum()))
+            if n == "fd" and fd_second is not None and b in fd_second:
+                # fd decides alone at a point with ties: its verdict on the candidates
+                # (kinks, and disagreements at the tie) comes from the second point
+                second = fd_second[b]
+                done = ~np.isnan(second.ratio)
+                c = compare(hand[b], refs[n], t, masks[n] & ~done)
+                c.mismatch = c.mismatch | second.mismatch
+                c.ratio = np.where(done, second.ratio, c.ratio)
+                c.compared += int(done.sum())
+                conventions = max(conventions, int((done & ~second.mismatch & kink[b]).sum()))
             vs[n] = c
         between = {}
         ref_names = list(refs)

@@ -195,7 +195,7 @@ class Engine:
         self.evaluations += 2 * index.size
         return fp, fm, xp - xm
 
-    def first_pass(self, index: np.ndarray) -> tuple:
+    def first_pass(self, index: np.ndarray, rel_step: float = FIRST_STEP) -> tuple:
         """``(values, error estimates)``: one centered difference per element.
 
         The error estimate is the rounding term ``noise / h`` plus a truncation allowance
@@ -203,13 +203,13 @@ class Engine:
         pass, so this assumes a third derivative no larger than the gradient's scale in units
         of the step; elements that disagree beyond it are refined anyway.
         """
-        fp, fm, width = self.centered(index, FIRST_STEP)
+        fp, fm, width = self.centered(index, rel_step)
         with np.errstate(invalid="ignore", over="ignore"):
             value = (fp - fm) / width
             error = 2.0 * self.noise / width
         finite = np.isfinite(value)
         scale = float(np.max(np.abs(value[finite]))) if finite.any() else 0.0
-        error = error + FIRST_STEP ** 2 * (np.abs(np.nan_to_num(value)) + scale)
+        error = error + rel_step ** 2 * (np.abs(np.nan_to_num(value)) + scale)
         error[~finite] = np.inf
         return value, error
 
