@@ -43,7 +43,7 @@ def integer_net(seed):
     return params, r.integers(-2, 3, (n, m)).astype(float), r.integers(-2, 3, (1, m)).astype(float)
 
 
-SETTINGS = settings(max_examples=30, deadline=None,
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -77,8 +77,9 @@ def test_a_scaled_bias_at_exact_kinks_is_always_flagged(oracles, seed):
     if "torch" in oracles:
         pytest.importorskip("torch")
     params, X, Y = integer_net(seed)
-    if not np.any(grad(params, X, Y)["b2"]):
-        return   # a zero gradient scaled is still zero: nothing to find
+    g = grad(params, X, Y)
+    if np.abs(g["b2"]).max() <= 1e-12 * max(np.abs(v).max() for v in g.values()):
+        return   # a zero gradient (up to rounding) scaled is still zero: nothing to find
     report = crosscheck.check(loss, lambda *a: grad(*a, bug="scale"), params, X, Y,
                               oracles=oracles, taylor=False)
     assert report.flagged == ["b2"]
