@@ -16,6 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# In CI (CI=true) property tests draw the same examples every run, so that a red build
+# always means a change; locally they explore new examples each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference"
