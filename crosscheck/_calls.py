@@ -9,8 +9,8 @@ import numpy as np
 
 from ._errors import CheckError
 from ._inputs import Blocks, low_precision_blocks, normalize_grad, scalar_loss
+from ._tolerances import EPS
 
-EPS = float(np.finfo(np.float64).eps)
 
 
 def _same_args(a: Any, b: Any) -> bool:

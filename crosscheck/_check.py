@@ -19,11 +19,9 @@ from ._calls import base_loss, hand_gradient
 from ._tolerances import Tolerance, merged
 from ._refine import fd_second_point, focus, nudged_comparison, refine
 from ._verdict import judge
-from .oracles import AUTODIFF, Problem
+from .oracles import AUTODIFF, PRIORITY, Problem
 from .oracles._fd import element_scales, loss_caller, measure_noise
 
-EPS = float(np.finfo(np.float64).eps)
-PRIORITY = ("jax", "torch", "fd")   # which reference a diagnosis compares against, first
 STATIONARY = 1e-14                  # autodiff gradients all below this (× max(1, |J|)): zero
 
 

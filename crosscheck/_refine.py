@@ -20,10 +20,9 @@ from ._compare import compare
 from ._errors import CheckError
 from ._inputs import Blocks
 from ._tolerances import Tolerance
-from .oracles import AUTODIFF, Problem
+from .oracles import AUTODIFF, PRIORITY, Problem
 from .oracles._fd import Engine, element_scales
 
-PRIORITY = ("jax", "torch", "fd")   # whose gradient scale the kink test uses, first
 REFINE_CAP = 4096                   # elements refined per block
 FOCUS_CAP = 256                     # fd="auto": elements per block where hand ≠ autodiff, worst first
 FULL_LADDER_MAX = 2000              # fd="auto": up to this many elements, refine every one

@@ -176,9 +176,5 @@ class Report:
         return render_rich(self)
 
     def _repr_html_(self) -> str:
-        try:
-            from ._render_html import render_report_html
-        except ImportError:  # pragma: no cover - shipped with the package
-            import html
-            return f"<pre>{html.escape(str(self))}</pre>"
+        from ._render_html import render_report_html
         return render_report_html(self)

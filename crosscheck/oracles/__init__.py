@@ -18,6 +18,7 @@ REGISTRY = {
     "torch": "crosscheck.oracles._torch",
 }
 AUTODIFF = ("jax", "torch")
+PRIORITY = ("jax", "torch", "fd")   # the most precise reference first: it decides and explains
 
 
 def names() -> tuple:
@@ -54,4 +55,4 @@ def run(name: str, problem: Problem) -> OracleResult:
     return result
 
 
-__all__ = ["AUTODIFF", "OracleResult", "Problem", "REGISTRY", "names", "run"]
+__all__ = ["AUTODIFF", "PRIORITY", "OracleResult", "Problem", "REGISTRY", "names", "run"]

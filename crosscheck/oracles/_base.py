@@ -71,17 +71,11 @@ def framework_loss(problem: Problem, framework: str):
     fn, how = problem.loss.for_framework(framework)
     if how == "given":
         return fn
-    try:
-        from .._rebind import run_rebound
-    except ImportError:
-        return fn
+    from .._rebind import run_rebound
     return run_rebound(fn, framework)
 
 
 def explain_failure(exc: BaseException, framework: str, problem: Problem) -> str:
     """One sentence naming what failed under ``framework`` and where."""
-    try:
-        from .._trace_errors import explain
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return f"{framework} could not run the loss: {type(exc).__name__}: {exc}"
+    from .._trace_errors import explain
     return explain(exc, framework, problem.loss.numpy)
