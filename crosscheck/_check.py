@@ -63,7 +63,8 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
           oracles: Sequence[str] = ("fd", "jax", "torch"),
           tolerances: Optional[Mapping] = None, seed: int = 0, case: Optional[str] = None,
           batch: Optional[int] = None, taylor: bool = True, fd: Any = "auto",
-          executor: Any = None, progress: Optional[bool] = None) -> Report:
+          executor: Any = None, progress: Optional[bool] = None,
+          rebind_modules: Sequence[str] = ()) -> Report:
     """Check a hand-written gradient against up to three references, block by block.
 
     Args:
@@ -91,6 +92,10 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
             evaluates centered differences in chunks (results identical to in-process).
         progress: show a progress bar for long centered-difference work (default: on a
             terminal only).
+        rebind_modules: library modules (``"sklearn.linear_model"``, a package name covers
+            its submodules) whose Python code jax and torch run as the user's own, with
+            ``np`` rebound — to check a library's own hand-written gradient. Compiled code
+            in them still cannot be differentiated.
 
     Returns:
         A :class:`Report`; ``report.ok``, ``report.flagged``, ``report.blocks[name]``.
@@ -135,7 +140,11 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
         if abs(value - f0) > table["parity_rtol"] * abs(f0) + 1e3 * noise:
             notes.append(f"`grad` returned loss {value!r} but `loss` computes {f0!r}: are they "
                          f"the same model?")
-    options = {"seed": seed, "fd": fd, "executor": executor, "progress": progress}
+    if isinstance(rebind_modules, str) or not all(isinstance(m, str) and m for m in rebind_modules):
+        raise CheckError(f"`rebind_modules` must be a list of module names such as "
+                         f"['sklearn.linear_model'], got {rebind_modules!r}.")
+    options = {"seed": seed, "fd": fd, "executor": executor, "progress": progress,
+               "rebind_modules": tuple(rebind_modules)}
     problem = Problem(spec, blocks, args, f0, noise, options)
     results = {name: registry.run(name, problem) for name in names if name != "fd"}
     if "fd" in names:   # last, so that it can focus on where hand and autodiff disagree
@@ -157,10 +166,14 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
                     notes.append(
                         f"forward parity: {name} computes loss {res.forward!r}, numpy "
                         f"{f0!r} — beyond rounding, so {name}'s gradients are shown but do "
-                        f"not decide (the loss computes something else under {name}).")
+                        f"not decide (the loss computes something else under {name}"
+                        + ("; in-place writes ran as functional updates, which differ from numpy "
+                           "where the code writes through a view held under another name"
+                           if name == "jax" or res.extra.get("mode") == "functional writes" else "")
+                        + ").")
         infos[name] = OracleInfo(name, res.version, res.seconds, res.error, res.skipped,
                                  res.forward, parity, res.extra.get("evaluations"),
-                                 list(res.notes))
+                                 list(res.notes), res.extra.get("mode"))
         if res.error:
             notes.append(f"{name}: {res.error}")
         notes += [f"{name}: {n}" for n in res.notes]

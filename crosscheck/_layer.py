@@ -20,7 +20,7 @@ from ._errors import CheckError
 from ._report import Report
 
 CHECK_OPTIONS = ("oracles", "tolerances", "case", "fd", "executor", "progress", "taylor",
-                 "batch")
+                 "batch", "rebind_modules")
 
 
 def _is_block(value: Any) -> bool:
@@ -52,33 +52,43 @@ def _fresh(constants: dict) -> dict:
 def _layer_loss(forward: Callable, names: list, constants: dict,
                 convert: Optional[Callable] = None) -> Callable:
     def loss(params, dout):
-        from array_api_compat import array_namespace
         fresh = _fresh(constants)
         if convert is not None:
             fresh = {k: convert(v) for k, v in fresh.items()}
         out = forward(**params, **fresh)
         if isinstance(out, tuple):
             out = out[0]
-        xp = array_namespace(out)
-        return xp.sum(out * dout)
+        return (out * dout).sum()  # a method every framework's arrays have
     loss.__qualname__ = f"check_layer.<Σ out·dout of {getattr(forward, '__name__', 'forward')}>"
     return loss
 
 
-def _rebound(forward: Callable, framework: str, names: list, constants: dict) -> Callable:
-    """The layer loss with ``forward`` rebound to ``framework`` on first use."""
+def _rebound(forward: Callable, framework: str, names: list, constants: dict,
+             functional: bool = False) -> Callable:
+    """The layer loss with ``forward`` rebound to ``framework`` on first use.
+
+    Under torch the loss also carries its variant with in-place writes made into copies
+    (``__crosscheck_functional__``), which the torch oracle tries when autograd refuses a
+    write (see :mod:`crosscheck._functional`).
+    """
     cache = {}
 
     def loss(params, dout):
         if "fn" not in cache:
             from ._rebind import jax_namespace, rebind, run_rebound, torch_namespace
-            namespace = jax_namespace() if framework == "jax" else torch_namespace()
+            namespace = jax_namespace() if framework == "jax" else torch_namespace(functional)
             # numpy arrays inside pass-through inputs (``bn_param["running_mean"]``) become
             # the framework's arrays, as the rebinding does for globals: torch's operators
             # refuse to meet numpy arrays (``ndarray + tensor`` fails).
-            cache["fn"] = _layer_loss(run_rebound(forward, framework), names, constants,
+            cache["fn"] = _layer_loss(run_rebound(forward, framework, functional), names, constants,
                                       convert=lambda value: rebind(value, namespace))
+        if framework == "torch":  # the forward is numpy code: it gets arrays with numpy's methods
+            from ._torch_numpy import unwrap, wrap
+            return unwrap(cache["fn"]({k: wrap(v) for k, v in params.items()}, wrap(dout)))
         return cache["fn"](params, dout)
+
+    if framework == "torch" and not functional:
+        loss.__crosscheck_functional__ = _rebound(forward, framework, names, constants, True)
     return loss
 
 

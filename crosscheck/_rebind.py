@@ -33,7 +33,10 @@ import weakref
 
 import numpy as np
 
-from crosscheck._trace_errors import NotTraceable, is_user_file, random_call, unsupported_name
+from crosscheck import _library
+from crosscheck._functional import HELPERS as FUNCTIONAL_HELPERS
+from crosscheck._functional import rewritten_code
+from crosscheck._trace_errors import NotTraceable, is_user_file, opted_in, random_call, unsupported_name
 
 __all__ = ["rebind", "run_rebound", "is_user_code", "jax_namespace", "torch_namespace", "NumpyNamespace",
            "NotTraceable"]
@@ -56,6 +59,8 @@ def is_user_code(obj) -> bool:
         obj = obj.__func__
     if isinstance(obj, functools.partial):
         obj = obj.func
+    if opted_in(getattr(obj, "__module__", None) if not isinstance(obj, types.ModuleType) else obj.__name__):
+        return True  # a library module the user asked to check as their own (rebind_modules)
     if isinstance(obj, types.CodeType):
         return is_user_file(obj.co_filename)
     if isinstance(obj, types.FunctionType):
@@ -78,16 +83,16 @@ def is_user_code(obj) -> bool:
 class _Unsupported:
     """Placeholder for a numpy object the namespace lacks: raises when used."""
 
-    def __init__(self, name, framework):
-        self._name, self._framework = name, framework
+    def __init__(self, name, framework, prefix="np"):
+        self._name, self._framework, self._prefix = name, framework, prefix
 
     def __call__(self, *args, **kwargs):
-        raise unsupported_name(self._name, self._framework)
+        raise unsupported_name(self._name, self._framework, self._prefix)
 
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
-        raise unsupported_name(f"{self._name}.{attr}", self._framework)
+        raise unsupported_name(f"{self._name}.{attr}", self._framework, self._prefix)
 
 
 class _RandomStub:
@@ -107,24 +112,27 @@ class _RandomStub:
         return _random
 
 
-def _missing(name, framework):
+def _missing(name, framework, prefix="np"):
     """A numpy submodule the namespace lacks becomes a placeholder (so `np.fft.fft` is named in full);
     any other missing name raises at once."""
     import numpy
 
-    if isinstance(getattr(numpy, name, None), types.ModuleType):
+    if prefix == "np" and isinstance(getattr(numpy, name, None), types.ModuleType):
         return _Unsupported(name, framework)
-    raise unsupported_name(name, framework)
+    raise unsupported_name(name, framework, prefix)
 
 
 class NumpyNamespace(types.ModuleType):
     """What ``np`` means in rebound code: names from ``source`` (or ``extra``), clear errors otherwise."""
 
-    def __init__(self, framework, source, names=None, extra=None, convert=None):
+    def __init__(self, framework, source, names=None, extra=None, convert=None, prefix="np",
+                 functional=False):
         super().__init__(f"crosscheck.{framework}_numpy", f"numpy names over {framework}")
         self.__dict__.update({"_cc_framework": framework, "_cc_source": source, "_cc_names": names,
                               "_cc_extra": dict(extra or {}), "_cc_convert": convert,
-                              "random": _RandomStub(framework)})
+                              "_cc_prefix": prefix, "_cc_functional": functional})
+        if prefix == "np":
+            self.__dict__["random"] = _RandomStub(framework)
 
     def __getattr__(self, name):
         d = self.__dict__
@@ -133,11 +141,11 @@ class NumpyNamespace(types.ModuleType):
         if name in d["_cc_extra"]:
             value = d["_cc_extra"][name]
         elif d["_cc_names"] is not None and name not in d["_cc_names"]:
-            value = _missing(name, d["_cc_framework"])
+            value = _missing(name, d["_cc_framework"], d["_cc_prefix"])
         else:
             value = getattr(d["_cc_source"], name, _Unsupported)
             if value is _Unsupported:
-                value = _missing(name, d["_cc_framework"])
+                value = _missing(name, d["_cc_framework"], d["_cc_prefix"])
         d[name] = value  # later look-ups are plain attribute reads
         return value
 
@@ -164,23 +172,47 @@ def jax_namespace() -> NumpyNamespace:
             import jax.numpy as jnp
 
             _NAMESPACES["jax"] = NumpyNamespace("jax", jnp, extra={"errstate": numpy.errstate,
-                                                                   "seterr": numpy.seterr})
+                                                                   "seterr": numpy.seterr,
+                                                                   "pad": _jax_pad(jnp),
+                                                                   "asanyarray": jnp.asarray,
+                                                                   "iterable": numpy.iterable},
+                                                functional=True)
         return _NAMESPACES["jax"]
 
 
-def torch_namespace() -> NumpyNamespace:
-    """crosscheck's numpy layer over torch (:mod:`crosscheck._torch_numpy`), float64 throughout.
+def _jax_pad(jnp):
+    """``np.pad`` under jax, taking every ``pad_width`` numpy takes (``((0,), (0,), (p,), (p,))``)."""
+    import numpy
 
-    numpy arrays the loss reaches through globals, closures, defaults or attributes become
-    tensors (torch's operators do not accept numpy arrays).
+    def pad(array, pad_width, mode="constant", **kwargs):
+        try:
+            widths = numpy.asarray(pad_width, dtype=numpy.int64)
+        except (TypeError, ValueError):
+            return jnp.pad(array, pad_width, mode, **kwargs)  # traced widths: jax's own rules
+        widths = numpy.broadcast_to(widths.reshape(-1, widths.shape[-1]) if widths.ndim else widths,
+                                    (jnp.ndim(array), 2))
+        return jnp.pad(array, tuple(map(tuple, widths.tolist())), mode, **kwargs)
+
+    return pad
+
+
+def torch_namespace(functional=False) -> NumpyNamespace:
+    """numpy's semantics over torch (:mod:`crosscheck._torch_numpy`, torch's own numpy layer), float64.
+
+    numpy arrays and scalars the loss reaches through globals, closures, defaults or
+    attributes become that layer's arrays and Python numbers (the layer refuses to meet
+    numpy's own). With ``functional``, in-place writes in the user's functions write into
+    copies (see :mod:`crosscheck._functional`): the torch oracle's second try when autograd
+    refuses an in-place write.
     """
+    key = "torch-functional" if functional else "torch"
     with _NS_LOCK:
-        if "torch" not in _NAMESPACES:
+        if key not in _NAMESPACES:
             from crosscheck import _torch_numpy
 
-            _NAMESPACES["torch"] = NumpyNamespace("torch", _torch_numpy, names=frozenset(_torch_numpy.SUPPORTED),
-                                                  convert=_torch_numpy.constant)
-        return _NAMESPACES["torch"]
+            _NAMESPACES[key] = NumpyNamespace("torch", _torch_numpy.namespace_source(),
+                                              convert=_torch_numpy.constant, functional=functional)
+        return _NAMESPACES[key]
 
 
 # ------------------------------------------------------------------ numpy objects
@@ -220,7 +252,12 @@ class _LiveGlobals(dict):
 
 
 class _ModuleView(types.ModuleType):
-    """A user module seen from rebound code: attributes are translated on every read."""
+    """A user module seen from rebound code: attributes are translated on every read.
+
+    A write (``model_module.model = p``, the way some scripts hand weights to their functions)
+    goes where the module's rebound functions read their globals -- the live view of the
+    module's globals, never the module itself -- so those functions see the traced values.
+    """
 
     def __init__(self, module, rebinder):
         super().__init__(module.__name__, getattr(module, "__doc__", None))
@@ -230,10 +267,22 @@ class _ModuleView(types.ModuleType):
         self.__dict__["_cc_target"] = module
         self.__dict__["_cc_rebinder"] = rebinder
 
+    def _cc_globals(self):
+        return self.__dict__["_cc_rebinder"]._live_globals(vars(self.__dict__["_cc_target"]))
+
     def __getattr__(self, name):
         if name.startswith("_cc_"):
             raise AttributeError(name)
+        written = self._cc_globals()
+        if dict.__contains__(written, name) and not name.startswith("__"):
+            return dict.__getitem__(written, name)
         return self.__dict__["_cc_rebinder"].translate(getattr(self.__dict__["_cc_target"], name))
+
+    def __setattr__(self, name, value):
+        self._cc_globals()[name] = value
+
+    def __delattr__(self, name):
+        dict.pop(self._cc_globals(), name, None)
 
     def __dir__(self):
         return dir(self.__dict__["_cc_target"])
@@ -249,6 +298,7 @@ class _Rebinder:
         self.ns = namespace
         self._convert = namespace.__dict__.get("_cc_convert") if isinstance(namespace, NumpyNamespace) else None
         self.framework = getattr(namespace, "_cc_framework", getattr(namespace, "__name__", "namespace"))
+        self.functional = bool(getattr(namespace, "_cc_functional", False))
         self._lock = threading.RLock()
         self._functions = weakref.WeakKeyDictionary()  # fn -> (fingerprint, rebound)
         self._classes = weakref.WeakKeyDictionary()  # cls -> view class (or cls)
@@ -263,7 +313,8 @@ class _Rebinder:
         cls = value.__class__
         if cls in _PLAIN:
             return value
-        if cls is np.ndarray:  # torch's operators need tensors; jax mixes numpy arrays in by itself
+        if cls is np.ndarray or isinstance(value, np.generic):
+            # torch's numpy layer needs its own arrays; jax mixes numpy arrays in by itself
             return value if self._convert is None else self._convert(value)
         if isinstance(value, types.ModuleType):
             return self._module(value)
@@ -298,8 +349,13 @@ class _Rebinder:
         if hit is None or hit[0] is not value:
             if value.__class__.__module__.startswith("numpy.random") and hasattr(self.ns, "random"):
                 return self.ns.random  # a Generator/RandomState: its methods raise NotTraceable
-            return value
+            mapped = _library.replacement(value, self) if self.framework in ("jax", "torch") else None
+            return value if mapped is None else mapped
         return self._numpy_submodule(hit[1])
+
+    def make(self, label, source, prefix):
+        """A namespace over ``source`` for library code mapped to this framework (see ``_library``)."""
+        return NumpyNamespace(self.framework, source, prefix=prefix)
 
     def _module(self, module):
         if isinstance(module, (_ModuleView, NumpyNamespace)):
@@ -310,7 +366,8 @@ class _Rebinder:
         if numpy_name is not None:
             return self._numpy_submodule(numpy_name[len("numpy."):])
         if not is_user_code(module):
-            return module
+            mapped = _library.replacement(module, self) if self.framework in ("jax", "torch") else None
+            return module if mapped is None else mapped
         with self._lock:
             hit = self._modules.get(id(module))
             if hit is None:
@@ -334,6 +391,8 @@ class _Rebinder:
                 live = _LiveGlobals()
                 live._cc_source, live._cc_rebinder = source, self
                 live["__builtins__"] = self._builtins
+                if self.functional:
+                    live.update(FUNCTIONAL_HELPERS)
                 for key in ("__name__", "__file__", "__package__", "__spec__", "__loader__"):
                     if key in source:
                         live[key] = source[key]
@@ -355,7 +414,14 @@ class _Rebinder:
             if fn.__closure__ is not None:
                 cells = tuple(c if name == "__class__" or self._shareable(c) else types.CellType()
                               for name, c in zip(fn.__code__.co_freevars, fn.__closure__))
-            new = types.FunctionType(fn.__code__, self._live_globals(fn.__globals__), fn.__name__, None, cells)
+            code, new_cells = fn.__code__, cells
+            if self.functional:
+                rewritten = rewritten_code(fn)
+                by_name = dict(zip(fn.__code__.co_freevars, cells or ()))
+                if rewritten is not None and set(rewritten[1]) <= set(by_name):
+                    code = rewritten[0]
+                    new_cells = tuple(by_name[n] for n in rewritten[1]) if rewritten[1] else None
+            new = types.FunctionType(code, self._live_globals(fn.__globals__), fn.__name__, None, new_cells)
             self._functions[fn] = (fingerprint, new)  # registered before recursing: cycles terminate
             new.__dict__.update(fn.__dict__)
             new.__qualname__, new.__doc__, new.__module__ = fn.__qualname__, fn.__doc__, fn.__module__
@@ -455,7 +521,8 @@ class _Rebinder:
             value = cell.cell_contents
         except ValueError:
             return True  # empty cell
-        return _is_data(value) and not (self._convert is not None and value.__class__ is np.ndarray)
+        return _is_data(value) and not (self._convert is not None
+                                        and (value.__class__ is np.ndarray or isinstance(value, np.generic)))
 
     def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
         return self.translate(builtins.__import__(name, globals, locals, fromlist, level))
@@ -505,18 +572,32 @@ def rebind(fn, namespace):
     return _rebinder(namespace).translate(fn)
 
 
-def run_rebound(fn, framework):
+def rebind_object(value, framework, functional=False):
+    """An argument of the loss as rebound code sees it: a user object's methods rebound.
+
+    A model object passed to the loss (``loss(params, model)`` calling ``model.loglike``)
+    is the user's code as much as the loss is; arrays and plain data pass unchanged (the
+    oracles convert arrays themselves).
+    """
+    if value.__class__ in _PLAIN or _is_data(value) or isinstance(value, (np.ndarray, np.generic)):
+        return value
+    namespace = jax_namespace() if framework == "jax" else torch_namespace(functional)
+    return _rebinder(namespace).translate(value)
+
+
+def run_rebound(fn, framework, functional=False):
     """The loss ``fn`` rebound for ``framework`` (``"jax"`` or ``"torch"``), ready to differentiate.
 
     Under torch the returned callable also raises NotTraceable when the loss converts a
     grad-requiring tensor to a Python number (``float(x)``, ``x.item()``), which would
-    otherwise cut the gradient silently.  jax's 64-bit mode (``jax.enable_x64``) and
+    otherwise cut the gradient silently; ``functional`` makes in-place writes write into
+    copies (under jax they always do).  jax's 64-bit mode (``jax.enable_x64``) and
     torch's autograd set-up remain the caller's business.
     """
     if framework == "jax":
         return rebind(fn, jax_namespace())
     if framework == "torch":
-        rebound = rebind(fn, torch_namespace())
+        rebound = rebind(fn, torch_namespace(functional))
         if not isinstance(rebound, types.FunctionType):
             return _guarded(rebound)  # never store on user objects (instance views share __dict__)
         guarded = rebound.__dict__.get("__crosscheck_guarded__")

@@ -109,10 +109,13 @@ class OracleInfo:
     parity: Optional[bool] = None
     evaluations: Optional[int] = None
     notes: list = field(default_factory=list)
+    mode: Optional[str] = None   # how an autodiff reference ran: "jit", "eager", "functional writes"
 
     def to_dict(self) -> dict:
         out = {"version": self.version, "seconds": round(self.seconds, 6),
                "forward": self.forward, "parity": self.parity, "skipped": self.skipped}
+        if self.mode is not None:
+            out["mode"] = self.mode
         if self.error is not None:
             out["error"] = self.error
         if self.evaluations is not None:

@@ -10,6 +10,7 @@ happens here at module import time.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import linecache
 import os
@@ -62,6 +63,17 @@ def _library_roots():
     return tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots if r}))
 
 
+#: Library modules the current oracle run treats as the user's own code (``rebind_modules``).
+OPTED_IN: contextvars.ContextVar = contextvars.ContextVar("crosscheck_rebind_modules", default=())
+
+
+def opted_in(module_name) -> bool:
+    """True if ``module_name`` is, or is inside, a module named in ``rebind_modules``."""
+    names = OPTED_IN.get()
+    return bool(names) and isinstance(module_name, str) and any(
+        module_name == n or module_name.startswith(n + ".") for n in names)
+
+
 @functools.lru_cache(maxsize=4096)
 def is_user_file(filename) -> bool:
     """True for a source file written by the user (not stdlib, site-packages or crosscheck)."""
@@ -76,6 +88,31 @@ def is_user_file(filename) -> bool:
         return False
     return not any(os.path.join(path, "").startswith(root) or path.startswith(root)
                    for root in _library_roots())
+
+
+_FRAMEWORKS = ("numpy", "jax", "jaxlib", "torch", "crosscheck", "array_api_compat")
+
+
+def library_callee(tb):
+    """``module.function`` of the library code the innermost user frame called (``None`` if none).
+
+    The frame right after the last user frame of the traceback, when it belongs to a library
+    other than numpy, the frameworks and crosscheck: the call that received a traced array.
+    """
+    last_user, frames = None, []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        if _is_user_frame(tb.tb_frame):
+            last_user = len(frames) - 1
+        tb = tb.tb_next
+    if last_user is None or last_user + 1 >= len(frames):
+        return None
+    frame = frames[last_user + 1]
+    module = frame.f_globals.get("__name__") or ""
+    if module.split(".")[0] in _FRAMEWORKS:
+        return None
+    public = ".".join(part for part in module.split(".") if not part.startswith("_"))
+    return f"{public or module}.{getattr(frame.f_code, 'co_qualname', frame.f_code.co_name)}"
 
 
 def _fmt(location):
@@ -144,32 +181,81 @@ def random_call(name, framework):
         f"(the {framework} oracle cannot reproduce numpy's random stream)", loc)
 
 
-def unsupported_name(name, framework):
-    """The NotTraceable raised for a numpy name the framework's namespace lacks."""
+def conversion_error(framework, how):
+    """The NotTraceable raised when the loss turns a value that depends on the parameters into a number."""
     loc = caller_location()
-    if framework == "torch":
-        text = (f"`np.{name}` (at {_fmt(loc)}) is not available under the torch oracle "
-                f"(crosscheck's numpy layer over torch); supported names: see "
-                f"crosscheck._torch_numpy.SUPPORTED")
+    shown = f" (`{_source(loc)}`)" if _source(loc) else ""
+    return NotTraceable(
+        f"converts a traced value to a Python number (`{how}`) at {_fmt(loc)}{shown}; keep it an "
+        f"array: under {framework} the gradient through that number would be silently lost", loc)
+
+
+def unsupported_name(name, framework, prefix="np"):
+    """The NotTraceable raised for a numpy (or scipy.special) name the framework's namespace lacks."""
+    loc = caller_location()
+    if prefix == "np":
+        layer = ("torch's numpy layer `torch._numpy`" if framework == "torch"
+                 else f"{framework}'s numpy namespace")
     else:
-        text = (f"`np.{name}` (at {_fmt(loc)}) is not available under the {framework} oracle "
-                f"({framework}'s numpy namespace has no `{name}`)")
+        layer = f"crosscheck's `{prefix}` over {framework}"
+    text = (f"`{prefix}.{name}` (at {_fmt(loc)}) is not available under the {framework} oracle "
+            f"({layer} has no `{name}`); use a name listed in docs/numpy-as-written.md, or pass a "
+            f"per-framework loss `loss={{'numpy': f, '{framework}': g}}`")
     return UnsupportedName(text, loc)
 
 
-_SETITEM = re.compile(r"^(?P<target>[\w.]+(?:\[[^\[\]]*\])*)\[(?P<index>[^\[\]]+)\]\s*"
-                      r"(?P<op>[-+*/%@&|^]|\*\*|//)?=\s*(?P<value>.+)$")
+def _is_mask(index) -> bool:
+    """An index that reads as a boolean mask: a comparison, or ``&``/``|``/``~`` of masks."""
+    import ast
+
+    if isinstance(index, ast.Compare):
+        return True
+    if isinstance(index, ast.UnaryOp) and isinstance(index.op, (ast.Invert, ast.Not)):
+        return _is_mask(index.operand) or isinstance(index.operand, ast.Name)
+    if isinstance(index, ast.BinOp) and isinstance(index.op, (ast.BitAnd, ast.BitOr, ast.BitXor)):
+        return _is_mask(index.left) or _is_mask(index.right)
+    return isinstance(index, ast.Name) and "mask" in index.id.lower()
 
 
-def _where_rewrite(line):
-    m = _SETITEM.match(line.split("#", 1)[0].strip())
-    if not m:
-        return "build the new array with `np.where(mask, new_value, A)` instead"
-    target, index, op, value = m["target"], m["index"], m["op"], m["value"]
-    new = f"{target} {op} {value}" if op else value
-    if ":" in index or re.fullmatch(r"[\d\s,-]+", index):
-        return f"build `{target}` without item assignment (e.g. np.where or np.concatenate) instead"
-    return f"write `{target} = np.where({index}, {new}, {target})` instead"
+def rewrite_suggestion(line) -> str:
+    """Valid Python that replaces the in-place write ``line`` (``A[idx] = v``, ``A[idx] += v``).
+
+    A boolean mask becomes ``A = np.where(mask, v, A)``. Any other index: the write goes into a
+    local copy (``A = A.copy()`` first), which crosscheck runs as a functional update; the
+    suggested statements are checked to compile.
+    """
+    import ast
+
+    fallback = "build the new array with `np.where(mask, new_value, A)` instead"
+    try:
+        statement = ast.parse(line.split("#", 1)[0].strip()).body[0]
+    except (SyntaxError, IndexError, ValueError):
+        return fallback
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target, op = statement.targets[0], None
+    elif isinstance(statement, ast.AugAssign):
+        target, op = statement.target, statement.op
+    else:
+        return fallback
+    if not isinstance(target, ast.Subscript):
+        return fallback
+    container, index, value = ast.unparse(target.value), target.slice, ast.unparse(statement.value)
+    shown_index = (", ".join(ast.unparse(e) for e in index.elts) if isinstance(index, ast.Tuple)
+                   else ast.unparse(index))
+    if _is_mask(index):
+        new = value if op is None else ast.unparse(ast.BinOp(target.value, op, statement.value))
+        suggestion = [f"{container} = np.where({shown_index}, {new}, {container})"]
+    else:
+        symbol = "" if op is None else ast.unparse(ast.BinOp(ast.Name("a"), op, ast.Name("b"))).split()[1]
+        local = container if isinstance(target.value, ast.Name) else "A"
+        suggestion = [f"{local} = {container}.copy()", f"{local}[{shown_index}] {symbol}= {value}"]
+        if local != container:
+            suggestion.append(f"{container} = {local}")
+    for text in suggestion:
+        compile(text, "<suggestion>", "exec")
+    shown = "; ".join(f"`{t}`" for t in suggestion)
+    return f"write {shown} instead" if len(suggestion) == 1 else \
+        f"write into a local copy: {shown} (crosscheck runs writes into local arrays functionally)"
 
 
 def explain(exc, framework, fn=None) -> str:
@@ -194,7 +280,7 @@ def explain(exc, framework, fn=None) -> str:
 
     if ("immutable" in low and "assignment" in low) or ".at[" in text or "not support item assignment" in low:
         what = f"`{line}`" if line else "an item assignment"
-        return f"in-place write {what} at {where} cannot be traced by {framework}; {_where_rewrite(line)}"
+        return f"in-place write {what} at {where} cannot be traced by {framework}; {rewrite_suggestion(line)}"
     if name == "NonConcreteBooleanIndexError" or "boolean indices must be concrete" in low:
         return (f"indexes with a boolean mask at {where}{quoted}, which gives a data-dependent shape "
                 f"{framework} cannot trace; keep the shape fixed, e.g. `np.sum(np.where(mask, x, 0))`")
@@ -204,6 +290,12 @@ def explain(exc, framework, fn=None) -> str:
     if name in ("ConcretizationTypeError", "TracerIntegerConversionError") or "concrete value is expected" in low:
         return (f"converts a traced value to a Python number (`float(...)`/`.item()`/`int(...)`) at {where}{quoted}; "
                 f"keep it as an array (use np.float64(x) or leave it as is)")
+    callee = library_callee(exc.__traceback__)
+    if callee is not None:
+        return (f"passes a traced array to library code `{callee}` at {where}{quoted}, which "
+                f"{framework} cannot differentiate (crosscheck runs library code as it is); compute "
+                f"it with `np` in your own code, pass a per-framework loss, or, if that library is "
+                f"plain Python over numpy, name it in `rebind_modules=[...]`")
     if name == "TracerArrayConversionError" or "can't call numpy() on tensor that requires grad" in low \
             or "__array__() was called on" in low:
         return (f"passes a traced array to code crosscheck cannot rebind (a library function such as scipy, or "

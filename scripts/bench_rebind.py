@@ -122,18 +122,24 @@ def jax_runner(loss, params, args):
     return call
 
 
-def torch_runner(loss, params, args):
+def torch_runner(loss, params, args, numpy_layer=False):
+    """One torch autograd call of ``loss``; rebound numpy code gets torch's numpy-layer arrays,
+    as the torch oracle gives it (``numpy_layer``), array-API code gets tensors."""
     import torch
+
+    from crosscheck._torch_numpy import unwrap, wrap
 
     p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
     a = tuple(torch.from_numpy(np.array(x, dtype=np.float64)) for x in args)
     leaves = list(p.values())
+    if numpy_layer:
+        p, a = {k: wrap(v) for k, v in p.items()}, tuple(wrap(x) for x in a)
 
     def call():
         previous = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)   # as the torch oracle does
         try:
-            value = loss(p, *a)
+            value = unwrap(loss(p, *a))
             torch.autograd.grad(value, leaves)
         finally:
             torch.set_default_dtype(previous)
@@ -161,9 +167,11 @@ def first_call_overhead(loss, framework, params, args):
 
     fresh = types.FunctionType(loss.__code__, loss.__globals__, loss.__name__,
                                loss.__defaults__, loss.__closure__)
-    runner = jax_runner if framework == "jax" else torch_runner
     start = time.perf_counter()
-    call = runner(run_rebound(fresh, framework), params, args)
+    if framework == "jax":
+        call = jax_runner(run_rebound(fresh, framework), params, args)
+    else:
+        call = torch_runner(run_rebound(fresh, framework), params, args, numpy_layer=True)
     call()
     first = time.perf_counter() - start
     warm = per_call([call], 1, 3)[0]
@@ -177,13 +185,14 @@ def measure(label, numpy_loss, api_loss, params, args, calls, rounds):
     rows = []
     numpy_time = per_call([lambda: numpy_loss(params, *args)], calls, rounds)[0]
     for framework, runner in (("jax", jax_runner), ("torch", torch_runner)):
-        rebound = runner(run_rebound(numpy_loss, framework), params, args)
+        layer = {"numpy_layer": True} if framework == "torch" else {}
+        rebound = runner(run_rebound(numpy_loss, framework), params, args, **layer)
         native = runner(api_loss, params, args)
         v1, v2 = _float(rebound()), _float(native())   # warm up, and the same loss value
         assert abs(v1 - v2) <= 1e-12 * abs(v2), (label, framework, v1, v2)
         fns = [rebound, native]
         if framework == "torch":   # the same rebound loss without run_rebound's .item() guard
-            fns.append(runner(rebind(numpy_loss, torch_namespace()), params, args))
+            fns.append(runner(rebind(numpy_loss, torch_namespace()), params, args, numpy_layer=True))
             fns[-1]()
         times = per_call(fns, calls, rounds)
         t_rebound, t_native = times[:2]

@@ -276,47 +276,39 @@ def _line_of(fn, text):
 THIS = Path(__file__).name
 
 
-def test_inplace_masked_write_jax_names_it_fd_and_torch_decide():
+def test_inplace_masked_write_runs_under_all_three():
+    """``A1[A1 < 0] = 0``: jax runs it as a functional update (``.at[...]``), torch's autograd
+    follows the write; the correct gradient agrees with all three."""
     params, X, Y = _two_layer()
-    line = _line_of(inplace_relu_loss, "A1[A1 < 0] = 0")
     report = crosscheck.check(inplace_relu_loss, inplace_relu_grad, params, X, Y)
-    error = report.to_dict()["oracles"]["jax"]["error"]
-    assert isinstance(error, str)
-    assert error == (f"in-place write `A1[A1 < 0] = 0` at {THIS}:{line} cannot be traced by jax; "
-                     f"write `A1 = np.where(A1 < 0, 0, A1)` instead")
-    # torch differentiates an in-place write on a non-leaf tensor (index_put_ has a backward)
-    # as long as no operation saved the overwritten values for its own backward: here `+`.
-    assert report.oracles["torch"].error is None and report.oracles["fd"].error is None
+    assert all(report.oracles[n].error is None for n in ("fd", "jax", "torch"))
     assert report.ok and report.flagged == []
     for block in report.blocks.values():
-        assert block.difference["jax"] is None
-        assert block.difference["fd"] < 1e-8 and block.difference["torch"] < 1e-12
+        assert block.difference["fd"] < 1e-8
+        assert block.difference["jax"] < 1e-12 and block.difference["torch"] < 1e-12
 
 
 def test_inplace_masked_write_planted_bug_still_flagged():
     params, X, Y = _two_layer()
     report = crosscheck.check(inplace_relu_loss, inplace_relu_grad_buggy, params, X, Y)
-    assert report.oracles["jax"].error.startswith("in-place write `A1[A1 < 0] = 0`")
     assert report.flagged == ["W1", "b1"]
     for name in report.flagged:
-        assert set(report.blocks[name].disagree) >= {"fd", "torch"}
+        assert set(report.blocks[name].disagree) >= {"fd", "jax", "torch"}
 
 
-def test_inplace_write_on_a_value_the_backward_needs_torch_refuses_fd_decides():
-    """``np.exp`` saves its output for its backward: overwriting it in place is an error in
-    torch (raised at backward time, so without the user's line), and jax names the write."""
+def test_inplace_write_on_a_value_the_backward_needs_runs_functionally_under_torch():
+    """``np.exp`` saves its output for its backward: torch's autograd refuses a write into it,
+    so the torch oracle runs the code again with the write made into a copy, and says so."""
     params, X, Y = _two_layer(1)
-    line = _line_of(inplace_clip_loss, "A1[A1 > 2] = 2")
     report = crosscheck.check(inplace_clip_loss, inplace_clip_grad, params, X, Y)
-    data = report.to_dict()["oracles"]
-    assert data["jax"]["error"].startswith(f"in-place write `A1[A1 > 2] = 2` at {THIS}:{line} ")
-    assert data["torch"]["error"].startswith("the loss modifies an array in place")
-    assert "np.where" in data["torch"]["error"]
-    assert report.oracles["fd"].error is None
+    assert all(report.oracles[n].error is None for n in ("fd", "jax", "torch"))
+    assert report.oracles["torch"].mode == "functional writes"
+    assert report.oracles["jax"].mode in ("jit", "eager")
     assert report.ok, str(report)
     bad = crosscheck.check(inplace_clip_loss, lambda p, X, Y: {**inplace_clip_grad(p, X, Y),
                                                              "b2": 0 * p["b2"]}, params, X, Y)
     assert bad.flagged == ["b2"]
+    assert set(bad.blocks["b2"].disagree) >= {"fd", "jax", "torch"}
 
 
 # ------------------------------------------------------------------ 6. jax: tracing first
@@ -366,15 +358,15 @@ def test_plain_jax_grad_is_silently_wrong_on_item():
     assert not np.allclose(np.asarray(g["W"]), item_grad(params, X, Y)["W"])
 
 
-def test_item_conversion_is_a_jax_error_and_fd_decides():
+def test_item_conversion_is_an_error_under_both_and_fd_decides():
     params, X, Y = _one_layer(0.0)
     line = _line_of(item_loss, "return float(s.item()) * s")
     report = crosscheck.check(item_loss, item_grad, params, X, Y)
     data = report.to_dict()["oracles"]
     assert data["jax"]["error"] == (
-        f"converts a traced value to a Python number (`float(...)`/`.item()`/`int(...)`) at "
-        f"{THIS}:{line} (`return float(s.item()) * s`); keep it as an array (use np.float64(x) "
-        f"or leave it as is)")
+        f"converts a traced value to a Python number (`.item()`) at {THIS}:{line} "
+        f"(`return float(s.item()) * s`); keep it an array: under jax the gradient through that "
+        f"number would be silently lost")
     # torch's guard refuses the same conversion rather than cutting the graph silently
     assert data["torch"]["error"].startswith(
         f"converts a traced value to a Python number (`float(...)`/`.item()`) at {THIS}:{line} ")
@@ -387,16 +379,15 @@ def test_item_conversion_is_a_jax_error_and_fd_decides():
 
 @pytest.mark.parametrize("shift, square", [(-10.0, True), (10.0, False)],
                          ids=["if-branch", "else-branch"])
-def test_branch_on_array_value_is_a_jax_error_fd_and_torch_decide(shift, square):
+def test_branch_on_array_value_runs_eagerly_under_jax_and_all_three_decide(shift, square):
+    """jit cannot trace ``if r.sum() > 0:``; jax differentiates it eagerly, on concrete values,
+    exactly as numpy takes the branch, and the report says it ran eagerly."""
     params, X, Y = _one_layer(shift)
     assert (float(np.sum(params["W"] @ X - Y)) > 0) is square
-    line = _line_of(branch_loss, "if r.sum() > 0:")
     report = crosscheck.check(branch_loss, branch_grad, params, X, Y)
-    error = report.to_dict()["oracles"]["jax"]["error"]
-    assert error.startswith(f"branches on an array value at {THIS}:{line} (`if r.sum() > 0:`)")
-    assert error.endswith("use np.where(cond, a, b) instead")
-    assert report.oracles["torch"].error is None
-    assert report.ok and sorted(report.blocks["W"].agree) == ["fd", "torch"]
+    assert all(report.oracles[n].error is None for n in ("fd", "jax", "torch"))
+    assert report.oracles["jax"].mode == "eager"
+    assert report.ok and sorted(report.blocks["W"].agree) == ["fd", "jax", "torch"]
 
     def other_branch(p, X, Y):   # the gradient of the branch not taken: wrong here
         r = p["W"] @ X - Y
@@ -404,7 +395,7 @@ def test_branch_on_array_value_is_a_jax_error_fd_and_torch_decide(shift, square)
 
     wrong = crosscheck.check(branch_loss, other_branch, params, X, Y)
     assert wrong.flagged == ["W"]
-    assert sorted(wrong.blocks["W"].disagree) == ["fd", "torch"]
+    assert sorted(wrong.blocks["W"].disagree) == ["fd", "jax", "torch"]
 
 
 # ------------------------------------------------------------------ 5. modules untouched
@@ -488,16 +479,12 @@ def test_bench_rebind_quick_prints_the_table():
 def _doc_names(text):
     block = re.search(r"<!-- torch-supported:start -->(.*?)<!-- torch-supported:end -->", text, re.S)
     assert block, "docs/numpy-as-written.md lost its torch-supported block"
-    return [m.group(1) for m in re.finditer(r"^- `([^`]+)`", block.group(1), re.M)]
+    return re.findall(r"`([^`]+)`", block.group(1))
 
 
 def test_doc_lists_exactly_the_torch_layer_names():
     from crosscheck import _torch_numpy
 
-    text = DOC.read_text(encoding="utf-8")
-    names = _doc_names(text)
+    names = _doc_names(DOC.read_text(encoding="utf-8"))
     assert len(names) == len(set(names))
-    assert names == list(_torch_numpy.SUPPORTED)
-    linalg = re.search(r"^- `linalg`: (.*)$", text, re.M)
-    listed = re.findall(r"`linalg\.(\w+)`", linalg.group(1))
-    assert sorted(listed) == sorted(k for k in vars(_torch_numpy.linalg) if not k.startswith("_"))
+    assert names == _torch_numpy.supported()

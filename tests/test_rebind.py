@@ -8,6 +8,8 @@ import sys
 import textwrap
 import threading
 
+import re
+
 import numpy as np
 import pytest
 
@@ -201,9 +203,11 @@ def _jax(loss, params, *args):
 
 
 def _torch(loss, params, *args):
+    """As the torch oracle runs rebound numpy code: torch's numpy-layer arrays in, a tensor out."""
+    from crosscheck._torch_numpy import unwrap, wrap
     f = run_rebound(loss, "torch")
     pt = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    value = f(pt, *(torch.as_tensor(a) for a in args))
+    value = unwrap(f({k: wrap(t) for k, t in pt.items()}, *(wrap(torch.as_tensor(a)) for a in args)))
     value.backward()
     assert value.dtype == torch.float64
     return value.detach().item(), {k: t.grad.numpy() for k, t in pt.items()}
@@ -285,7 +289,7 @@ def test_same_code_objects_memoised_and_live(mods):
     assert run_rebound(loss, "torch") is first
     loss.__closure__[loss.__code__.co_freevars.index("scale")].cell_contents = 3.0  # rebuilt on change
     assert run_rebound(loss, "torch") is not first
-    assert run_rebound(loss, "torch")({"W": torch.ones(1, 1)}, torch.ones(1, 1)).item() == pytest.approx(
+    assert float(run_rebound(loss, "torch")({"W": torch.ones(1, 1)}, torch.ones(1, 1))) == pytest.approx(
         3 * np.tanh(1.0) ** 2)
 
 
@@ -392,18 +396,47 @@ def _run(fn, framework, jit=False):
                 grad = jax.grad(lambda p: f(p, jnp.asarray(X)))
                 (jax.jit(grad) if jit else grad)({"W": jnp.asarray(P["W"])})
         else:
-            pt = {"W": torch.tensor(P["W"], requires_grad=True)}
-            run_rebound(fn, "torch")(pt, torch.tensor(X)).backward()
+            from crosscheck._torch_numpy import unwrap, wrap
+            pt = {"W": wrap(torch.tensor(P["W"], requires_grad=True))}
+            unwrap(run_rebound(fn, "torch")(pt, wrap(torch.tensor(X)))).backward()
     except Exception as exc:  # noqa: BLE001 - the point is to explain it
         raise as_not_traceable(exc, framework, fn) from exc
     raise AssertionError("expected the loss to fail")
 
 
-def test_inplace_write_under_jax(errmod):
-    line = _line("    A[A < 0] = 0")
-    with pytest.raises(NotTraceable, match=rf"^in-place write `A\[A < 0\] = 0` at errmod\.py:{line} cannot be "
-                                           rf"traced by jax; write `A = np\.where\(A < 0, 0, A\)` instead$"):
-        _run(errmod.inplace, "jax")
+def test_inplace_write_under_jax_runs_functionally(errmod):
+    """``A[A < 0] = 0`` on a local array: jax runs it as ``A = np.where(A < 0, 0, A)``."""
+    P, X = {"W": np.array([[1.0, -2.0, 0.5], [-1.0, 1.0, 2.0]])}, np.ones((3, 4))
+    f = run_rebound(errmod.inplace, "jax")
+    with jax.enable_x64(True):
+        g = jax.grad(lambda p: f(p, jnp.asarray(X)))({"W": jnp.asarray(P["W"])})
+    A = P["W"] @ X
+    np.testing.assert_allclose(np.asarray(g["W"]), (2 * np.maximum(A, 0)) @ X.T, rtol=1e-12)
+    assert np.sum(errmod.inplace(P, X)) == np.sum(np.maximum(A, 0) ** 2)   # numpy's own run unchanged
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("A1[A1 < 0] = 0", "write `A1 = np.where(A1 < 0, 0, A1)` instead"),
+    ("self.W[mask] *= 2", "write `self.W = np.where(mask, self.W * 2, self.W)` instead"),
+    ("scores[np.arange(N), y] = 0",
+     "write into a local copy: `scores = scores.copy()`; `scores[np.arange(N), y] = 0` "
+     "(crosscheck runs writes into local arrays functionally)"),
+    ("delta[outsideWordIdx] -= 1",
+     "write into a local copy: `delta = delta.copy()`; `delta[outsideWordIdx] -= 1` "
+     "(crosscheck runs writes into local arrays functionally)"),
+    ("xs[t][inputs[t]] = 1",
+     "write into a local copy: `A = xs[t].copy()`; `A[inputs[t]] = 1`; `xs[t] = A` "
+     "(crosscheck runs writes into local arrays functionally)"),
+    ("dm1[np.diag_indices_from(dm1)] = 0",
+     "write into a local copy: `dm1 = dm1.copy()`; `dm1[np.diag_indices_from(dm1)] = 0` "
+     "(crosscheck runs writes into local arrays functionally)"),
+])
+def test_every_suggested_rewrite_is_valid_python(line, expected):
+    from crosscheck._trace_errors import rewrite_suggestion
+    text = rewrite_suggestion(line)
+    assert text == expected
+    for statement in re.findall(r"`([^`]+)`", text):
+        compile(statement, "<suggestion>", "exec")
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])

@@ -62,17 +62,33 @@ def to_float64_block(value: Any, name: str, shape: tuple, oracle: str) -> np.nda
     return np.array(arr.reshape(shape), dtype=np.float64)
 
 
-def framework_loss(problem: Problem, framework: str):
-    """The loss to run under ``framework``: the user's own, or the shared one rebound.
+def framework_loss(problem: Problem, framework: str, functional: bool = False):
+    """The loss to run under ``framework`` and whether it is the user's own for it.
 
-    A shared loss (array API or plain numpy) runs as the same code objects with ``np``
-    bound to the framework's numpy-compatible namespace (see ``crosscheck._rebind``).
+    Returns ``(fn, given)``. A shared loss (array API or plain numpy) runs as the same code
+    objects with ``np`` bound to the framework's numpy-compatible namespace (see
+    ``crosscheck._rebind``); ``given`` is False then. A loss the user wrote for this
+    framework (``loss={"torch": f}``) runs as it is and receives the framework's own arrays.
     """
     fn, how = problem.loss.for_framework(framework)
     if how == "given":
-        return fn
+        return fn, True
     from .._rebind import run_rebound
-    return run_rebound(fn, framework)
+    return run_rebound(fn, framework, functional), False
+
+
+def library_scope(problem: Problem):
+    """Within: the library modules named in ``rebind_modules`` count as the user's code."""
+    from .._trace_errors import OPTED_IN
+
+    class _Scope:
+        def __enter__(self):
+            self.token = OPTED_IN.set(tuple(problem.options.get("rebind_modules", ())))
+
+        def __exit__(self, *exc):
+            OPTED_IN.reset(self.token)
+
+    return _Scope()
 
 
 def explain_failure(exc: BaseException, framework: str, problem: Problem) -> str:

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ._base import (OracleResult, Problem, explain_failure, framework_loss,
+from ._base import (OracleResult, Problem, explain_failure, framework_loss, library_scope,
                     to_float64_block)
 
 NAME = "torch"
@@ -23,7 +23,7 @@ def version() -> str:
 
 
 def _convert(value, torch):
-    """numpy arrays become torch arrays, also inside dicts, lists and tuples of arguments."""
+    """numpy arrays become torch tensors, also inside dicts, lists and tuples of arguments."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
     if isinstance(value, dict):
@@ -33,10 +33,24 @@ def _convert(value, torch):
     return value
 
 
+def _as_numpy_layer(value, functional):
+    """Arguments for code written in numpy: the numpy layer's arrays (copies of the caller's),
+    and the user's objects with their methods rebound."""
+    from .. import _torch_numpy
+    from .._rebind import rebind_object
+    if isinstance(value, np.ndarray):
+        return _torch_numpy.constant(value.copy())
+    if isinstance(value, dict):
+        return {k: _as_numpy_layer(v, functional) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and value.__class__ in (list, tuple):
+        return value.__class__(_as_numpy_layer(v, functional) for v in value)
+    return rebind_object(_torch_numpy.wrap(value), "torch", functional)
+
+
 def run(problem: Problem) -> OracleResult:
     import torch
 
-    with _DEFAULT_DTYPE:
+    with _DEFAULT_DTYPE, library_scope(problem):
         previous = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)
         try:
@@ -46,13 +60,42 @@ def run(problem: Problem) -> OracleResult:
 
 
 def _run(problem: Problem, torch) -> OracleResult:
-    loss = framework_loss(problem, "torch")
+    """Differentiate the loss; where autograd refuses an in-place write, again with functional writes.
+
+    numpy code writes into arrays (``h[h < 0] = 0``, ``dW[:, j] += ...``). torch's autograd
+    follows such writes, except into a tensor an earlier operation saved for its backward
+    (the output of ``exp``, say): then the backward raises. The second try runs the same
+    code with each write made into a copy (:mod:`crosscheck._functional`); forward parity
+    then vouches that the copy semantics computed the same loss.
+    """
+    try:
+        return _attempt(problem, torch, functional=False)
+    except RuntimeError as exc:
+        if "modified by an inplace operation" not in str(exc):
+            raise
+    result = _attempt(problem, torch, functional=True)
+    result.extra["mode"] = "functional writes"
+    return result
+
+
+def _attempt(problem: Problem, torch, functional: bool) -> OracleResult:
+    loss, given = framework_loss(problem, "torch", functional)
+    if given and functional:  # a loss crosscheck built (check_layer) may carry its own variant
+        loss = getattr(loss, "__crosscheck_functional__", loss)
     blocks = problem.blocks
     start = time.perf_counter()
-    params = {n: torch.tensor(blocks.views[n].copy(), dtype=torch.float64, requires_grad=True)
+    leaves = {n: torch.tensor(blocks.views[n].copy(), dtype=torch.float64, requires_grad=True)
               for n in blocks.names}
-    args = tuple(_convert(a, torch) for a in problem.args)
+    if given:
+        params, args = leaves, tuple(_convert(a, torch) for a in problem.args)
+    else:  # numpy code: it sees arrays with numpy's methods and semantics
+        from .. import _torch_numpy
+        params = {n: _torch_numpy.wrap(t) for n, t in leaves.items()}
+        args = tuple(_as_numpy_layer(a, functional) for a in problem.args)
     value = loss(params, *args)
+    if not given:
+        from .._torch_numpy import unwrap
+        value = unwrap(value)
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"the loss returned {type(value).__name__} under torch, not a tensor: "
                         f"the computation left the autograd graph")
@@ -60,8 +103,7 @@ def _run(problem: Problem, torch) -> OracleResult:
     if not value.requires_grad:
         raise TypeError("the loss does not depend on the parameters under torch (no autograd "
                         "graph): a value was converted to a Python number or a numpy array")
-    leaves = [params[n] for n in blocks.names]
-    grads = torch.autograd.grad(value, leaves, allow_unused=True)
+    grads = torch.autograd.grad(value, [leaves[n] for n in blocks.names], allow_unused=True)
     out, notes = {}, []
     for name, g in zip(blocks.names, grads):
         if g is None:  # the loss never touches this block: its gradient is exactly zero
