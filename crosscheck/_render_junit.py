@@ -19,6 +19,9 @@ from ._runs import as_outcomes
 _INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
+from ._render_text import references_phrase
+
+
 def _text(value) -> str:
     return _INVALID.sub("\ufffd", str(value))
 
@@ -30,7 +33,8 @@ def failure_message(report) -> str:
         block = report.blocks[name]
         text = block.diagnosis.text if block.diagnosis is not None else block.reason
         parts.append(f"{name}: {text.rstrip('.')}")
-    return f"flagged {', '.join(report.flagged)} — " + "; ".join(parts)
+    by = references_phrase(report)
+    return f"flagged {', '.join(report.flagged)} — " + "; ".join(parts) + (f" ({by})" if by else "")
 
 
 def render_junit(items, *, name: str = "crosscheck", timestamp: Optional[str] = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Optional
 
-from ._render_text import MARK, _num, headline
+from ._render_text import MARK, _num, headline, references_phrase
 from ._runs import as_outcomes, comparison_headline, comparison_lines, summary
 
 VERDICT = {"ok": "✅ agrees", "flagged": "❌ flagged", "error": "⚠️ could not check"}
@@ -64,10 +64,12 @@ def render_markdown(items, *, title: str = "crosscheck",
     """
     outcomes = as_outcomes(items)
     lines = [f"## {escape(title)}", "", f"**{escape(summary(outcomes))}**", "",
-             "| case | verdict | flagged blocks |", "|---|---|---|"]
+             "| case | verdict | flagged blocks | references |", "|---|---|---|---|"]
     for o in outcomes:
         flagged = ", ".join(o.report.flagged) if o.report is not None else ""
-        lines.append(f"| {escape(o.label)} | {VERDICT[o.status]} | {escape(flagged)} |")
+        refs = (references_phrase(o.report) or "by " + ", ".join(o.report.references)) \
+            if o.report is not None else ""
+        lines.append(f"| {escape(o.label)} | {VERDICT[o.status]} | {escape(flagged)} | {escape(refs)} |")
     lines.append("")
     for o in outcomes:
         if o.status == "flagged":

@@ -15,15 +15,33 @@ def _num(x: Optional[float]) -> str:
     return "0" if x == 0 else f"{x:.2e}"
 
 
+def references_phrase(report) -> str:
+    """Which references decided, when not every one asked for ran: ``""`` when all did.
+
+    ``"by centered differences alone (jax, torch did not run)"``, ``"by fd, torch (jax did
+    not run)"`` -- a verdict from fewer references than the box says is a weaker proof, and
+    the headline says so.
+    """
+    ran = report.references
+    missing = [name for name in report.oracles if name not in ran]
+    if ran == ["fd"]:
+        return "by centered differences alone" + (f" ({', '.join(missing)} did not run)" if missing else "")
+    if missing:
+        return f"by {', '.join(ran) or 'no reference'} ({', '.join(missing)} did not run)"
+    return ""
+
+
 def headline(report) -> str:
     name = f"{report.case}: " if report.case else ""
     n = len(report.blocks)
+    by = references_phrase(report)
+    by = f" — {by}" if by else ""
     if report.flagged:
         return (f"{name}FLAGGED {len(report.flagged)} of {n} block(s): "
-                f"{', '.join(report.flagged)}")
+                f"{', '.join(report.flagged)}{by}")
     if report.inconclusive:
-        return (f"{name}no block flagged; inconclusive: {', '.join(report.inconclusive)}")
-    return f"{name}all {n} block(s) agree"
+        return (f"{name}no block flagged; inconclusive: {', '.join(report.inconclusive)}{by}")
+    return f"{name}all {n} block(s) agree{by}"
 
 
 def _coverage(block) -> Optional[str]:

@@ -159,9 +159,15 @@ class Report:
     def ok(self) -> bool:
         return not self.flagged
 
+    @property
+    def references(self) -> list:
+        """The references that ran (``["fd", "jax", "torch"]``, or fewer when one could not)."""
+        return [name for name, info in self.oracles.items() if info.error is None]
+
     def to_dict(self) -> dict:
         return _clean({
             "schema": SCHEMA, "case": self.case, "ok": self.ok, "flagged": self.flagged,
+            "references": self.references,
             "inconclusive": self.inconclusive, "fingerprint": self.fingerprint,
             "forward": self.forward,
             "oracles": {name: info.to_dict() for name, info in self.oracles.items()},

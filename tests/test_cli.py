@@ -169,8 +169,8 @@ def test_quiet_prints_only_headlines():
     run = cli("reference/linear_1d.py:cases", "--oracles", "fd", "--quiet")
     assert run.code == 1
     lines = [line for line in run.stdout.splitlines() if line.strip()]
-    assert lines[0] == "linear_1d/correct: all 1 block(s) agree"
-    assert lines[1] == "linear_1d/buggy: FLAGGED 1 of 1 block(s): theta"
+    assert lines[0] == "linear_1d/correct: all 1 block(s) agree — by centered differences alone"
+    assert lines[1] == "linear_1d/buggy: FLAGGED 1 of 1 block(s): theta — by centered differences alone"
     assert lines[2].startswith("crosscheck: 2 case(s)")
     assert len(lines) == 3
 

@@ -19,10 +19,10 @@ def test_run_summary_names_cases_blocks_and_diagnoses(reports):
     assert lines[0] == "## nightly"
     assert ("**3 case(s): 1 agree, 1 flagged (seed_net/buggy), 1 could not be checked "
             "(x.py:y)**") in lines
-    assert "| case | verdict | flagged blocks |" in lines
-    assert "| seed_net/correct | ✅ agrees |  |" in lines
-    assert "| seed_net/buggy | ❌ flagged | b1, W2 |" in lines
-    assert "| x.py:y | ⚠️ could not check |  |" in lines
+    assert "| case | verdict | flagged blocks | references |" in lines
+    assert "| seed_net/correct | ✅ agrees |  | by centered differences alone |" in lines
+    assert "| seed_net/buggy | ❌ flagged | b1, W2 | by centered differences alone |" in lines
+    assert "| x.py:y | ⚠️ could not check |  |  |" in lines
     assert "### seed_net/buggy" in lines
     assert "| b1 | 5×1 | 6.00e-01 | **WRONG** |" in lines
     assert "| W1 | 5×4 | " in md

@@ -25,15 +25,30 @@ def correct():
 
 
 def test_headline_names_the_flagged_blocks(buggy, correct):
-    assert headline(buggy) == "tanh/buggy: FLAGGED 2 of 3 block(s): b, v"
-    assert headline(correct) == "all 3 block(s) agree"
+    assert headline(buggy) == "tanh/buggy: FLAGGED 2 of 3 block(s): b, v — by centered differences alone"
+    assert headline(correct) == "all 3 block(s) agree — by centered differences alone"
+
+
+def test_headline_names_a_reference_that_did_not_run():
+    """A case decided by fewer references than asked for says so in the headline itself."""
+    params, X, y = tanh_model()
+
+    def loss(p, X, y):   # runs under numpy and jax; torch's numpy layer has no `polyfit`
+        import numpy as np
+        np.polyfit(np.arange(3.0), np.arange(3.0), 1)
+        return tanh_loss(p, X, y)
+
+    report = crosscheck.check(loss, tanh_grad, params, X, y, oracles=("fd", "torch"))
+    assert report.references == ["fd"]
+    assert headline(report) == "all 3 block(s) agree — by centered differences alone (torch did not run)"
+    assert report.to_dict()["references"] == ["fd"]
 
 
 def test_plain_table_has_every_block_and_its_verdict(buggy):
     text = str(buggy)
     assert text == render_plain(buggy)
     lines = text.splitlines()
-    assert lines[0] == "tanh/buggy: FLAGGED 2 of 3 block(s): b, v"
+    assert lines[0] == "tanh/buggy: FLAGGED 2 of 3 block(s): b, v — by centered differences alone"
     header = lines[2].split()
     assert header == ["block", "shape", "fd", "verdict"]
     rows = {line.split()[0]: line.split() for line in lines[4:7]}
