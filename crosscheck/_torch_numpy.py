@@ -26,12 +26,14 @@ import functools
 
 import numpy as _np
 
+from ._trace_errors import NotTraceable
+
 #: The oldest torch whose ``torch._numpy`` runs the idioms the tests cover.
 MINIMUM_TORCH = "2.1"
 
 
-class TorchNumpyUnavailable(ImportError):
-    """This torch has no usable ``torch._numpy``."""
+class TorchNumpyUnavailable(NotTraceable, ImportError):
+    """This torch has no usable ``torch._numpy``: the torch oracle sits out, saying why."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,6 +43,7 @@ def layer():
 
     try:
         import torch._numpy as tnp
+        _numpy_default_dtypes(torch)
         tnp.ndarray(torch.zeros(1)).dot(tnp.ones(1))
     except Exception as exc:  # noqa: BLE001 - any failure means the layer is not usable
         raise TorchNumpyUnavailable(
@@ -49,6 +52,24 @@ def layer():
             f"install torch>={MINIMUM_TORCH}, or pass a per-framework loss "
             f"`loss={{'numpy': f, 'torch': g}}`") from exc
     return tnp
+
+
+def _numpy_default_dtypes(torch) -> None:
+    """numpy's default dtypes for the layer, without importing ``torch._dynamo``.
+
+    The layer reads its defaults from ``torch._dynamo.config`` on first use, which imports all
+    of torch's compiler (about 2 s, once per process: most of a cold check). The defaults it
+    would read are numpy's own -- float64, complex128, int64 -- which is what crosscheck needs;
+    they are set only while nothing has set them yet and the compiler is not loaded (a process
+    that uses ``torch.compile`` keeps its own configuration).
+    """
+    import sys
+
+    from torch._numpy import _dtypes_impl
+
+    if getattr(_dtypes_impl, "_default_dtypes", True) is None and "torch._dynamo" not in sys.modules:
+        _dtypes_impl._default_dtypes = _dtypes_impl.DefaultDTypes(
+            float_dtype=torch.float64, complex_dtype=torch.complex128, int_dtype=torch.int64)
 
 
 # ------------------------------------------------------------------ crossing the boundary

@@ -703,6 +703,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small subset (smoke test)")
     parser.add_argument("--out", default=None, help="also write the Markdown to FILE")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask measurements")
+    parser.add_argument("--no-cold", action="store_true",
+                        help="skip the cold measurement (six reference models, fresh processes)")
     parser.add_argument("--threads", default="1", help="BLAS and torch threads (default 1)")
     ns = parser.parse_args(argv)
 
@@ -731,6 +733,20 @@ def main(argv=None) -> int:
             target = todo[1] if ns.quick else next(m for m in todo if m.n == 16641)
             log(f"Dask on {target.label}")
             dask_lines = bench_dask(target, log)
+    cold_lines = []
+    if not ns.no_cold:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_cold
+
+        log("cold: the first check of six reference models, against a cold floor")
+        cold = bench_cold.measure(rounds=1 if ns.quick else 3, log=log)
+        cold_lines = ["### Cold: a nightly suite's first check of each model", "",
+                      "The whole three-way check of the first case of each of six reference "
+                      "models, each new to its process, against a floor measured the same way: "
+                      "per model one cold `jax.jit(jax.value_and_grad(loss))` call, one torch "
+                      "autograd call and 2n numpy loss calls (`scripts/bench_cold.py`; each side "
+                      "in its own fresh process after importing numpy, jax and torch; medians "
+                      f"of {1 if ns.quick else 3} alternating rounds).", ""] + bench_cold.table(cold)
     out = ["# crosscheck benchmark" + (" (--quick)" if ns.quick else ""), ""] + header + [""]
     out += table(rows)
     out += ["",
@@ -757,6 +773,8 @@ def main(argv=None) -> int:
                            f"MiB): {what}: {peak / 2**20:.1f} MiB")
     if dask_lines:
         out += [""] + dask_lines
+    if cold_lines:
+        out += [""] + cold_lines
     out += ["", f"Total benchmark time: {time.perf_counter() - started:,.0f} s."]
     text = "\n".join(out) + "\n"
     print(text)

@@ -366,7 +366,7 @@ def test_bench_quick_runs_and_writes_its_table(tmp_path, root):
     pytest.importorskip("torch")
     pytest.importorskip("jax")
     out = tmp_path / "bench.md"
-    proc = run_python(f"import runpy, sys; sys.argv = ['bench.py', '--quick', '--no-dask', "
+    proc = run_python(f"import runpy, sys; sys.argv = ['bench.py', '--quick', '--no-dask', '--no-cold', "
                       f"'--out', {str(out)!r}]; runpy.run_path('scripts/bench.py', "
                       f"run_name='__main__')", timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -378,3 +378,20 @@ def test_bench_quick_runs_and_writes_its_table(tmp_path, root):
         assert method in text
     seed_rows = [line for line in text.splitlines() if "check(fd=" in line][:2]
     assert all("| quiet |" in line and "caught (W2, b1)" in line for line in seed_rows)
+
+
+def test_bench_cold_measures_both_sides_in_fresh_processes(root):
+    """scripts/bench_cold.py: the floor and the whole check, each in its own process; the
+    check runs all three references (the measurement refuses a check where one sat out)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    sys.path.insert(0, str(root / "scripts"))
+    try:
+        import bench_cold
+        result = {side: bench_cold.run_side(side, ("layer_norm",)) for side in ("floor", "check")}
+    finally:
+        sys.path.remove(str(root / "scripts"))
+    assert set(result["floor"]) == set(result["check"]) == {"layer_norm"}
+    rows = bench_cold.table(result)
+    assert rows[0] == "| model | floor, cold (s) | whole check, cold (s) | × floor |"
+    assert rows[-1].startswith("| **all six** |")

@@ -179,3 +179,42 @@ def test_weights_reached_through_a_module_global(tmp_path, monkeypatch):
         assert bad.flagged == ["W"] and sorted(bad.blocks["W"].disagree) == ["fd", "jax", "torch"]
     finally:
         sys.modules.pop("global_model", None)
+
+
+def test_shapes_computed_through_numpy_scalars_run_eagerly_under_jax():
+    """``np.zeros((k, n))`` with ``k = np.uint8(2)``: jit cannot use a traced shape, eager jax can."""
+    def loss(p, X):
+        k = np.uint8(2)
+        pad = np.zeros((k, X.shape[1]))
+        return np.sum(np.concatenate([p["W"] @ X, pad]) ** 2)
+
+    def grad(p, X):
+        return {"W": 2 * (p["W"] @ X) @ X.T}
+
+    report = crosscheck.check(loss, grad, {"W": W0.copy()}, X0)
+    assert all(report.oracles[n].error is None for n in ("jax", "torch"))
+    assert report.oracles["jax"].mode in ("jit", "eager")
+    assert report.ok and sorted(report.blocks["W"].agree) == ["fd", "jax", "torch"]
+
+
+def test_a_write_through_an_aliased_view_is_caught_by_forward_parity():
+    """``row = A[0]; row[1] = 0`` changes ``A`` in numpy. jax's functional rewrite cannot see the
+    alias, computes another loss, and forward parity takes jax out of the decision, saying why;
+    torch writes through the view as numpy does, and decides with fd."""
+    def loss(p, X):
+        A = np.dot(p["W"], X)
+        row = A[0]
+        row[1] = 0.0
+        return np.sum(A ** 2)
+
+    def grad(p, X):
+        A = p["W"] @ X
+        A[0, 1] = 0.0
+        return {"W": 2 * A @ X.T}
+
+    report = crosscheck.check(loss, grad, {"W": W0.copy()}, X0)
+    assert report.oracles["jax"].parity is False and report.oracles["torch"].parity is True
+    assert any(note.startswith("forward parity: jax computes loss")
+               and "functional updates, which differ from numpy where the code writes through a view"
+               in note for note in report.notes)
+    assert report.ok and sorted(report.blocks["W"].agree) == ["fd", "torch"]

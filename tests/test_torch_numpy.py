@@ -237,3 +237,29 @@ def test_missing_name_is_named_with_its_line(tmp_path, monkeypatch, expr, shown)
         assert info.value.location[1] == 6
     finally:
         sys.modules.pop("uses_missing", None)
+
+
+def test_a_torch_without_its_numpy_layer_is_named_and_the_others_decide(monkeypatch):
+    """torch._numpy is private to torch: where it is missing, one sentence says which torch is
+    needed, the torch oracle sits out, and fd and jax still decide."""
+    import crosscheck
+    from crosscheck import _rebind
+
+    def missing():
+        raise _torch_numpy.TorchNumpyUnavailable(
+            "torch 9.9 has no usable numpy layer (`torch._numpy`: ModuleNotFoundError: gone); "
+            "the torch oracle runs plain numpy code through it: install torch>=2.1, or pass a "
+            "per-framework loss `loss={'numpy': f, 'torch': g}`")
+
+    monkeypatch.setattr(_torch_numpy, "layer", missing)
+    monkeypatch.setattr(_torch_numpy, "namespace_source", missing)
+    monkeypatch.setattr(_rebind, "_NAMESPACES", {})
+    rng = np.random.default_rng(1)
+    W, X = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
+    report = crosscheck.check(lambda p, X: np.sum(np.dot(p["W"], X) ** 2),
+                              lambda p, X: {"W": 2 * np.dot(p["W"], X) @ X.T}, {"W": W}, X)
+    assert report.oracles["torch"].error == (
+        "torch 9.9 has no usable numpy layer (`torch._numpy`: ModuleNotFoundError: gone); the torch "
+        "oracle runs plain numpy code through it: install torch>=2.1, or pass a per-framework loss "
+        "`loss={'numpy': f, 'torch': g}`")
+    assert report.ok and report.references == ["fd", "jax"]
