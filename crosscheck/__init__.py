@@ -5,6 +5,7 @@ differences, ``jax.grad`` and ``torch.autograd`` on identical float64 parameters
 nor torch is imported until an oracle needs it.
 """
 
+from ._version import __version__ as __version__  # first: set before any submodule loads
 from . import classic as classic
 from ._case import Case as Case
 from ._cluster import local_cluster as local_cluster
@@ -14,8 +15,6 @@ from ._layer import check_layer as check_layer
 from ._report import Block as Block
 from ._report import Diagnosis as Diagnosis
 from ._report import Report as Report
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name):

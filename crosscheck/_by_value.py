@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib.machinery
 import sys
-import sysconfig
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable
+
+from ._user_code import library_roots
 
 
 @lru_cache(maxsize=1)
@@ -23,15 +24,7 @@ def _installed_top_levels() -> frozenset:
 
 
 def _library_roots() -> tuple:
-    paths = sysconfig.get_paths()
-    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    try:
-        import site
-        roots.update(site.getsitepackages())
-        roots.add(site.getusersitepackages())
-    except (AttributeError, ImportError):   # pragma: no cover - embedded interpreters
-        pass
-    return tuple(Path(r).resolve() for r in roots if r)
+    return tuple(Path(r).resolve() for r in library_roots())   # one definition: _user_code
 
 
 def _under(path: Path, roots) -> bool:

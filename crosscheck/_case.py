@@ -21,12 +21,12 @@ class Case:
     """
 
     name: str
-    loss: Any
-    grad: Callable[..., Any]
+    loss: Callable[..., Any] | Mapping[str, Callable[..., Any]]
+    grad: Callable[..., Mapping[str, Any] | tuple[Any, Mapping[str, Any]]]
     params: Mapping[str, Any]
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.args, tuple):
             object.__setattr__(self, "args", tuple(self.args))

@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 
 from ._errors import CheckError
-from ._runs import SLOWER_RATIO, SLOWER_SECONDS, Outcome, Suite, summary
+from ._run_comparison import SLOWER_RATIO, SLOWER_SECONDS
+from ._run_file import Outcome, summary
+from ._suite import Suite, parse_fd
 
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
 CONNECT_TIMEOUT = 10   # seconds to reach a Dask scheduler given with --dask
@@ -68,7 +70,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fd_arg(text: str):
-    from ._runs import parse_fd
     try:
         return parse_fd(text, "--fd")
     except CheckError as exc:
@@ -121,7 +122,7 @@ def dask_executor(address):
         import distributed  # noqa: F401
     except ImportError as exc:
         raise CheckError("--dask needs dask's distributed scheduler: "
-                         "`pip install 'crosscheck[dask]'`.") from exc
+                         "`pip install 'crosscheck-grad[dask]'`.") from exc
     if address == "local":
         from ._cluster import local_cluster
         cluster, client = local_cluster()
@@ -154,7 +155,7 @@ def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None) ->
         defaults: options for every case (a suite's ``oracles``, ``seed``, ``tolerances``).
 
     Returns:
-        ``(exit code, outcomes)``: one :class:`crosscheck._runs.Outcome` per case, which
+        ``(exit code, outcomes)``: one :class:`crosscheck._run_file.Outcome` per case, which
         unpacks as ``(target or label, report or None, error or None)``.
     """
     from ._check import check
@@ -246,7 +247,7 @@ def _finish(code: int, results, write_code: int) -> int:
 
 
 def _cmd_check(ns, command: str) -> int:
-    from ._runs import metadata
+    from ._run_file import metadata
     try:
         with dask_executor(ns.dask) as executor:
             code, results = run_targets(ns.targets, ns,
@@ -266,7 +267,7 @@ def resolve_suite(config, targets) -> Suite:
         CheckError: a named config is missing, the table is malformed, or there is nothing
             to run (no targets given and no cases declared).
     """
-    from ._runs import load_suite
+    from ._suite import load_suite
     path = Path(config or "pyproject.toml")
     if path.is_file():
         suite = load_suite(path)
@@ -285,7 +286,7 @@ def resolve_suite(config, targets) -> Suite:
 
 
 def _cmd_run(ns, command: str) -> int:
-    from ._runs import run_document
+    from ._run_file import run_document
     try:
         suite = resolve_suite(ns.config, ns.targets)
     except CheckError as exc:
@@ -319,7 +320,9 @@ def _cmd_run(ns, command: str) -> int:
 
 
 def _cmd_compare(ns) -> int:
-    from ._runs import compare_runs, read_run, render_comparison
+    from ._render_comparison import render_comparison
+    from ._run_comparison import compare_runs
+    from ._run_file import read_run
     try:
         if ns.slower_ratio < 1 or ns.slower_seconds < 0:
             raise CheckError(f"--slower-ratio must be at least 1 and --slower-seconds at "

@@ -67,7 +67,7 @@ def local_cluster(n_workers: Optional[int] = None, **cluster_kwargs: Any) -> tup
         ``(cluster, client)``.
 
     Raises:
-        ImportError: ``distributed`` is not installed (``pip install 'crosscheck[dask]'``).
+        ImportError: ``distributed`` is not installed (``pip install 'crosscheck-grad[dask]'``).
         ValueError: ``n_workers`` is not a positive integer.
 
     Warns:
@@ -84,7 +84,7 @@ def local_cluster(n_workers: Optional[int] = None, **cluster_kwargs: Any) -> tup
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise ImportError("a Dask cluster needs `distributed`: `pip install "
-                          "'crosscheck[dask]'` (dask[distributed] and cloudpickle).") from exc
+                          "'crosscheck-grad[dask]'` (dask[distributed] and cloudpickle).") from exc
     options = {"n_workers": int(n_workers), "threads_per_worker": 1, "processes": True,
                "dashboard_address": None, **cluster_kwargs}
     # The nanny reads the config key, but a variable already in this process's environment

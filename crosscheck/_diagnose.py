@@ -46,6 +46,8 @@ def _batch_hint(c: float, batch: Optional[int]) -> str:
     return "look for a stray factor or a missing 1/m"
 
 
+# long: the kinds are tried in one order, each test reading the ones before it; split, the
+# order would live in two places
 def diagnose(name: str, hand: np.ndarray, ref: np.ndarray, ref_name: str, tol: np.ndarray,
              mismatch: np.ndarray, ratio: np.ndarray, param: np.ndarray,
              batch: Optional[int] = None) -> Diagnosis:
@@ -123,7 +125,7 @@ def diagnose(name: str, hand: np.ndarray, ref: np.ndarray, ref_name: str, tol: n
                     f"{what} of `{name}` disagree (worst at {w['index']}: hand "
                     f"{w['hand']:.6g} vs {label} {w['reference']:.6g}); the rest agree: "
                     f"look for an indexing slip, a missed term or a wrong mask.")
-    from ._compare import relative_difference
+    from ._difference import relative_difference
     rd = relative_difference(hand, ref)
     return make("other", f"hand and {label} differ on all {size} elements of `{name}` "
                          f"with no simple pattern (relative difference {rd:.3g}).")

@@ -92,6 +92,28 @@ def _rebound(forward: Callable, framework: str, names: list, constants: dict,
     return loss
 
 
+def _layer_gradient(forward: Callable, backward: Callable, names: list, arrays: list,
+                    constants: dict) -> Callable:
+    """``grad(p, dout)``: the layer's backward on its forward's cache, keyed by input name."""
+    def grad(p, d):
+        result = forward(**p, **_fresh(constants))
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise CheckError("`forward` must return `(out, cache)` for check_layer, so that "
+                             "`backward(dout, cache)` can run.")
+        grads = backward(d, result[1])
+        if isinstance(grads, Mapping):
+            return {n: grads[n] for n in names if n in grads} | {k: v for k, v in grads.items()}
+        grads = grads if isinstance(grads, (tuple, list)) else (grads,)
+        if len(grads) != len(arrays):
+            raise CheckError(
+                f"`backward` returned {len(grads)} gradient(s) but `forward` has "
+                f"{len(arrays)} float array input(s) ({', '.join(arrays)}); return one gradient "
+                f"per array input, in the forward's argument order.")
+        by_name = dict(zip(arrays, grads))
+        return {n: by_name[n] for n in names}
+    return grad
+
+
 def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence[str]] = None,
                 seed: int = 0, dout: Optional[np.ndarray] = None, **inputs: Any) -> Report:
     """Check a layer's hand-written ``backward`` against its ``forward``.
@@ -159,23 +181,7 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
         raise CheckError(f"`dout` has shape {np.shape(dout)} but the forward's output has shape "
                          f"{np.shape(out)}; pass an upstream gradient of the output's shape.")
 
-    def grad(p, d):
-        result = forward(**p, **_fresh(constants))
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise CheckError("`forward` must return `(out, cache)` for check_layer, so that "
-                             "`backward(dout, cache)` can run.")
-        grads = backward(d, result[1])
-        if isinstance(grads, Mapping):
-            return {n: grads[n] for n in names if n in grads} | {k: v for k, v in grads.items()}
-        grads = grads if isinstance(grads, (tuple, list)) else (grads,)
-        if len(grads) != len(arrays):
-            raise CheckError(
-                f"`backward` returned {len(grads)} gradient(s) but `forward` has "
-                f"{len(arrays)} float array input(s) ({', '.join(arrays)}); return one gradient "
-                f"per array input, in the forward's argument order.")
-        by_name = dict(zip(arrays, grads))
-        return {n: by_name[n] for n in names}
-
+    grad = _layer_gradient(forward, backward, names, arrays, constants)
     loss = {"numpy": _layer_loss(forward, names, constants),
             "jax": _rebound(forward, "jax", names, constants),
             "torch": _rebound(forward, "torch", names, constants)}

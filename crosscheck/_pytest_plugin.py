@@ -2,7 +2,7 @@
 
 Saves the report of every ``crosscheck.testing.assert_gradients`` call made during the run
 into DIR: JSON and HTML per assertion, ``index.html`` with them all and ``run.json`` for
-``crosscheck compare`` (see :func:`crosscheck._suite_io.save_reports`). The run's state lives
+``crosscheck compare`` (see :func:`crosscheck._report_folder.save_reports`). The run's state lives
 in ``config.stash``, so nested runs (``pytester``) never see each other's reports; rendering
 is imported only when the reports are saved.
 """
@@ -65,7 +65,7 @@ def pytest_sessionfinish(session):
     state = session.config.stash.get(_STATE, None)
     if state is None or state.directory is None:
         return
-    from ._suite_io import save_reports
+    from ._report_folder import save_reports
     args = shlex.join(["pytest", *map(str, session.config.invocation_params.args)])
     state.written = save_reports(state.directory, state.pairs, command=args)
 

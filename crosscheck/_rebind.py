@@ -25,7 +25,6 @@ from __future__ import annotations
 import abc
 import builtins
 import functools
-import sys
 import threading
 import types
 import warnings
@@ -36,7 +35,8 @@ import numpy as np
 from crosscheck import _library
 from crosscheck._functional import HELPERS as FUNCTIONAL_HELPERS
 from crosscheck._functional import rewritten_code
-from crosscheck._trace_errors import NotTraceable, is_user_file, opted_in, random_call, unsupported_name
+from crosscheck._trace_errors import NotTraceable, random_call, unsupported_name
+from crosscheck._user_code import is_user_code
 
 __all__ = ["rebind", "run_rebound", "is_user_code", "jax_namespace", "torch_namespace", "NumpyNamespace",
            "NotTraceable"]
@@ -46,39 +46,6 @@ _SMALL = 256  # containers larger than this are not scanned
 
 
 # ------------------------------------------------------------------ user code
-def is_user_code(obj) -> bool:
-    """True if ``obj`` (function, method, partial, code, module, class or filename) is the user's own code.
-
-    User code is code whose source file is not in the standard library, not in a
-    site-packages/dist-packages directory and not in crosscheck's package.
-    Built-ins (no Python source) are never user code.
-    """
-    if isinstance(obj, str):
-        return is_user_file(obj)
-    if isinstance(obj, types.MethodType):
-        obj = obj.__func__
-    if isinstance(obj, functools.partial):
-        obj = obj.func
-    if opted_in(getattr(obj, "__module__", None) if not isinstance(obj, types.ModuleType) else obj.__name__):
-        return True  # a library module the user asked to check as their own (rebind_modules)
-    if isinstance(obj, types.CodeType):
-        return is_user_file(obj.co_filename)
-    if isinstance(obj, types.FunctionType):
-        filename = obj.__code__.co_filename
-        if filename.startswith("<"):  # generated code ("<string>") belongs to its module
-            module = sys.modules.get(getattr(obj, "__module__", None) or "")
-            if module is not None and not isinstance(module, _ModuleView) and getattr(module, "__file__", None):
-                return is_user_file(module.__file__)
-        return is_user_file(filename)
-    if isinstance(obj, types.ModuleType):
-        filename = getattr(obj, "__file__", None)
-        return is_user_file(filename) if filename else obj.__name__ == "__main__"
-    if isinstance(obj, type):
-        module = sys.modules.get(obj.__module__)
-        return module is not None and is_user_code(module)
-    return False
-
-
 # ------------------------------------------------------------------ namespaces
 class _Unsupported:
     """Placeholder for a numpy object the namespace lacks: raises when used."""

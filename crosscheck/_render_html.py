@@ -17,10 +17,10 @@ from typing import Optional
 import numpy as np
 
 from ._render_text import MARK, _num, headline
-from ._runs import as_outcomes, summary
+from ._run_file import as_outcomes, summary
 
 NO_MATPLOTLIB = ('Charts need matplotlib, which is not installed: '
-                 '<code>pip install "crosscheck[report]"</code>.')
+                 '<code>pip install "crosscheck-grad[report]"</code>.')
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 FLOOR = 1e-17   # where a difference of exactly 0 is drawn on the log scale
 CSS = """
@@ -237,10 +237,10 @@ def render_page(reports, title: str = "crosscheck", *, metadata: Optional[dict] 
     """A self-contained HTML page for several reports (or run outcomes).
 
     Args:
-        reports: :class:`crosscheck.Report` or :class:`crosscheck._runs.Outcome` objects;
+        reports: :class:`crosscheck.Report` or :class:`crosscheck._run_file.Outcome` objects;
             outcomes without a report are listed with their error.
         title: the page's title and heading.
-        metadata: a run's metadata (``crosscheck._runs.metadata``), shown at the bottom.
+        metadata: a run's metadata (``crosscheck._run_file.metadata``), shown at the bottom.
 
     Returns:
         The page; it loads nothing from elsewhere and runs no script.

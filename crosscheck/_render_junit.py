@@ -13,13 +13,11 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Optional
 
-from ._runs import as_outcomes
+from ._render_text import references_phrase
+from ._run_file import as_outcomes
 
 # Characters XML 1.0 cannot hold at all (not even escaped).
 _INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-from ._render_text import references_phrase
 
 
 def _text(value) -> str:
@@ -42,7 +40,7 @@ def render_junit(items, *, name: str = "crosscheck", timestamp: Optional[str] = 
     """The JUnit XML document for reports or run outcomes.
 
     Args:
-        items: :class:`crosscheck.Report` objects or :class:`crosscheck._runs.Outcome` objects
+        items: :class:`crosscheck.Report` objects or :class:`crosscheck._run_file.Outcome` objects
             (outcomes also carry the cases that could not be checked).
         name: the test suite's name.
         timestamp: ISO time of the run (default: now, UTC).

@@ -9,8 +9,9 @@ from __future__ import annotations
 import html
 from typing import Optional
 
+from ._render_comparison import comparison_headline, comparison_lines
 from ._render_text import MARK, _num, headline, references_phrase
-from ._runs import as_outcomes, comparison_headline, comparison_lines, summary
+from ._run_file import as_outcomes, summary
 
 VERDICT = {"ok": "✅ agrees", "flagged": "❌ flagged", "error": "⚠️ could not check"}
 
@@ -54,9 +55,9 @@ def render_markdown(items, *, title: str = "crosscheck",
     """A run's Markdown summary.
 
     Args:
-        items: :class:`crosscheck.Report` or :class:`crosscheck._runs.Outcome` objects.
+        items: :class:`crosscheck.Report` or :class:`crosscheck._run_file.Outcome` objects.
         title: the heading.
-        metadata: a run's metadata (``crosscheck._runs.metadata``), shown as a footer.
+        metadata: a run's metadata (``crosscheck._run_file.metadata``), shown as a footer.
 
     Returns:
         A headline, a table case × verdict × flagged blocks, then, per flagged case, its block
@@ -88,7 +89,7 @@ def render_markdown(items, *, title: str = "crosscheck",
 
 
 def render_comparison_markdown(cmp, old: str = "old", new: str = "new") -> str:
-    """Two runs compared (a :class:`crosscheck._runs.RunComparison`), as Markdown."""
+    """Two runs compared (a :class:`crosscheck._run_comparison.RunComparison`), as Markdown."""
     lines = [f"## crosscheck compare: {escape(old)} → {escape(new)}", "",
              f"**{escape(comparison_headline(cmp).split(': ', 1)[1])}**", ""]
     findings = comparison_lines(cmp)

@@ -1,15 +1,23 @@
-"""The report: data only. Renderers read it and nothing else."""
+"""The report: data only. Renderers read it and nothing else.
+
+Nothing here imports a renderer, not even lazily: ``str(report)``, ``__rich__`` and
+``_repr_html_`` name the form they want and :mod:`crosscheck._presentation` finds the
+renderer for it (see there why).
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 
 SCHEMA = "crosscheck.report/1"
-VERDICTS = ("ok", "wrong", "inconclusive")
+
+Verdict = Literal["ok", "wrong", "inconclusive"]
+DiagnosisKind = Literal["scale", "sign", "transpose", "regularization", "partial", "zero",
+                        "nonfinite", "other"]
 
 
 def _clean(value: Any) -> Any:
@@ -39,7 +47,7 @@ class Diagnosis:
     ``sign``) or in hand − reference ≈ c × parameter (``regularization``).
     """
 
-    kind: str
+    kind: DiagnosisKind
     text: str
     size: int
     mismatched: int
@@ -63,7 +71,7 @@ class Block:
 
     name: str
     shape: tuple
-    verdict: str
+    verdict: Verdict
     reason: str
     difference: dict                     # oracle -> seeds' relative difference (None: not run)
     max_abs: dict = field(default_factory=dict)
@@ -177,13 +185,17 @@ class Report:
         })
 
     def __str__(self) -> str:
-        from ._render_text import render_plain
-        return render_plain(self)
+        return _present("plain", self)
 
     def __rich__(self):
-        from ._render_text import render_rich
-        return render_rich(self)
+        return _present("rich", self)
 
     def _repr_html_(self) -> str:
-        from ._render_html import render_report_html
-        return render_report_html(self)
+        return _present("html", self)
+
+
+def _present(form: Literal["plain", "rich", "html"], report: Report) -> Any:
+    # Imported on first display, not with the data: the presentation side reads reports, so
+    # importing it here at load time would make the data depend on it.
+    from ._presentation import present
+    return present(form, report)

@@ -42,6 +42,24 @@ DEFAULTS = {
     "fd_rtol": 1e-9,
     "fd_resolution": 1e-3,  # fd alone: "ok" only if it could see a relative error this small
     "parity_rtol": 1e-10,   # forward parity: |J_framework − J_numpy| ≤ this·|J| + 1e3·noise
+    "stationary": 1e-14,    # every autodiff gradient below this·max(1, |J|): a stationary point
+    "kink_rtol": 1e-6,      # a gap jump below this fraction of the block's gradient scale is smooth
+    "nudge": 1e-6,          # ties: autodiff's second check point, a relative move off the kinks
+    "fd_nudge": 1e-2,       # ties, fd alone: the second point moves this far ...
+    "fd_second_step": 1e-6,  # ... and its stencil spans this: ten thousand times less
+}
+
+#: How much centered differences may spend (counts, not tolerances: a bigger budget never makes
+#: a verdict less strict, only surer).
+BUDGETS = {
+    "full_max": 5000,          # fd="auto": up to this many elements, every element
+    "full_ladder_max": 2000,   # fd="auto": up to this many, refine every element (8 calls each)
+    "no_autodiff_budget": 200_000,   # fd="auto" without autodiff: loss calls before sampling
+    "sample": 32,              # fd="auto" with autodiff: stratified sample per block
+    "directions": 2,           # fd="auto" with autodiff: random directional derivatives per block
+    "focus_cap": 256,          # elements per block where hand ≠ autodiff that fd looks at, worst first
+    "refine_cap": 4096,        # elements refined per block
+    "executor_min": 256,       # fewer elements than this run in-process even with an executor
 }
 
 

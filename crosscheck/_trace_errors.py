@@ -10,14 +10,13 @@ happens here at module import time.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import linecache
 import os
 import re
-import site
 import sys
-import sysconfig
+
+from ._user_code import is_user_file, is_user_frame
 
 __all__ = ["NotTraceable", "UnsupportedName", "explain", "as_not_traceable", "detached_message",
            "is_user_file", "user_location", "caller_location", "torch_guard"]
@@ -44,52 +43,7 @@ class UnsupportedName(NotTraceable, AttributeError):
 
 
 # --------------------------------------------------------------------- user code
-_PKG_DIR = os.path.dirname(os.path.realpath(__file__))
-
-
-@functools.lru_cache(maxsize=None)
-def _library_roots():
-    roots = set()
-    for scheme_vars in (None, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
-        paths = sysconfig.get_paths(vars=scheme_vars) if scheme_vars else sysconfig.get_paths()
-        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-            if paths.get(key):
-                roots.add(paths[key])
-    with contextlib.suppress(Exception):
-        roots.update(site.getsitepackages())
-    with contextlib.suppress(Exception):
-        roots.add(site.getusersitepackages())
-    roots.add(_PKG_DIR)
-    return tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots if r}))
-
-
-#: Library modules the current oracle run treats as the user's own code (``rebind_modules``).
-OPTED_IN: contextvars.ContextVar = contextvars.ContextVar("crosscheck_rebind_modules", default=())
-
-
-def opted_in(module_name) -> bool:
-    """True if ``module_name`` is, or is inside, a module named in ``rebind_modules``."""
-    names = OPTED_IN.get()
-    return bool(names) and isinstance(module_name, str) and any(
-        module_name == n or module_name.startswith(n + ".") for n in names)
-
-
-@functools.lru_cache(maxsize=4096)
-def is_user_file(filename) -> bool:
-    """True for a source file written by the user (not stdlib, site-packages or crosscheck)."""
-    if not filename:
-        return False
-    if filename.startswith("<"):
-        # "<string>", "<stdin>", "<ipython-input-…>" are user code; frozen stdlib is not.
-        return not (filename.startswith("<frozen") or filename == "<built-in>")
-    path = os.path.realpath(filename)
-    parts = path.split(os.sep)
-    if "site-packages" in parts or "dist-packages" in parts:
-        return False
-    return not any(os.path.join(path, "").startswith(root) or path.startswith(root)
-                   for root in _library_roots())
-
-
+# one definition, in crosscheck._user_code
 _FRAMEWORKS = ("numpy", "jax", "jaxlib", "torch", "crosscheck", "array_api_compat")
 
 
@@ -102,7 +56,7 @@ def library_callee(tb):
     last_user, frames = None, []
     while tb is not None:
         frames.append(tb.tb_frame)
-        if _is_user_frame(tb.tb_frame):
+        if is_user_frame(tb.tb_frame):
             last_user = len(frames) - 1
         tb = tb.tb_next
     if last_user is None or last_user + 1 >= len(frames):
@@ -130,19 +84,10 @@ def user_location(tb, within=None):
     while tb is not None:
         code = tb.tb_frame.f_code
         inside = inside or code is within
-        if inside and _is_user_frame(tb.tb_frame):
+        if inside and is_user_frame(tb.tb_frame):
             found = (code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
-
-
-def _is_user_frame(frame):
-    filename = frame.f_code.co_filename
-    if filename.startswith("<"):  # generated code ("<string>") belongs to the module that made it
-        module = sys.modules.get(frame.f_globals.get("__name__") or "")
-        if module is not None and getattr(module, "__file__", None):
-            return is_user_file(module.__file__)
-    return is_user_file(filename)
 
 
 def _code_of(fn):
@@ -159,7 +104,7 @@ def caller_location():
     """``(filename, lineno)`` of the innermost user frame on the current stack (``None`` if none)."""
     frame = sys._getframe(1)
     while frame is not None:
-        if _is_user_frame(frame):
+        if is_user_frame(frame):
             return (frame.f_code.co_filename, frame.f_lineno)
         frame = frame.f_back
     return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .oracles import AUTODIFF
+from . import oracles
 
 
 @dataclass
@@ -62,7 +62,7 @@ def judge(vs: dict, between: dict, deciding: list, nonfinite: int = 0) -> Judgem
     if not deciding:
         return Judgement("inconclusive", "no reference could decide (see the oracles' errors "
                                          "and forward parity)")
-    autodiff = [r for r in deciding if r in AUTODIFF]
+    autodiff = [r for r in deciding if r in oracles.autodiff()]
     fd = "fd" if "fd" in deciding else None
     if len(autodiff) == 2 and not pair(*autodiff):
         return Judgement(

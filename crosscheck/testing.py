@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ._check import check
 from ._report import Report
@@ -10,10 +10,12 @@ from ._report import Report
 # Callables receiving every Report. The pytest plugin pushes one per pytest run and pops it
 # when the run ends; only the innermost (the last pushed) records, so a nested run's reports
 # never leak into the run around it.
-_RECORDERS: list = []
+_RECORDERS: list[Callable[[Report], object]] = []
 
 
-def assert_gradients(loss: Any, grad: Any, params: Mapping, *args: Any, **options: Any) -> Report:
+def assert_gradients(loss: Callable[..., Any] | Mapping[str, Callable[..., Any]],
+                     grad: Callable[..., Any], params: Mapping[str, Any], *args: Any,
+                     **options: Any) -> Report:
     """Check like :func:`crosscheck.check` and raise ``AssertionError`` if a block is flagged.
 
     Args:

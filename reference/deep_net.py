@@ -18,7 +18,7 @@ another.
 import numpy as np
 from array_api_compat import array_namespace
 
-from crosscheck._case import Case
+from crosscheck import Case
 
 
 def sigmoid(Z):

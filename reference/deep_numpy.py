@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from crosscheck._case import Case
+from crosscheck import Case
 
 
 # sigmoid激活函数

@@ -21,7 +21,7 @@ the biases carry no decay and stay right.
 import numpy as np
 from array_api_compat import array_namespace
 
-from crosscheck._case import Case
+from crosscheck import Case
 
 LAMBD = 0.7
 

@@ -19,7 +19,7 @@ uniform scale: gamma alone is flagged, kind "other"; beta and W are right.
 import numpy as np
 from array_api_compat import array_namespace
 
-from crosscheck._case import Case
+from crosscheck import Case
 
 EPS = 1e-5
 

@@ -11,7 +11,7 @@ twice the true one, so the checker should report theta as ("scale", 2.0).
 
 import numpy as np
 
-from crosscheck._case import Case
+from crosscheck import Case
 
 
 def forward_propagation(x, theta):

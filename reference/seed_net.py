@@ -19,7 +19,7 @@ b1 is 4x too large, W2 is 2x too large, every other block is right.
 import numpy as np
 from array_api_compat import array_namespace
 
-from crosscheck._case import Case
+from crosscheck import Case
 
 
 def sigmoid(x):

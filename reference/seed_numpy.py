@@ -31,7 +31,7 @@ if __package__:
 else:
     from gc_utils import sigmoid, relu, dictionary_to_vector, vector_to_dictionary, gradients_to_vector
 
-from crosscheck._case import Case
+from crosscheck import Case
 
 
 def gradient_check_n_test_case(): 

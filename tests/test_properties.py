@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crosscheck
-from crosscheck._compare import relative_difference
+from crosscheck._difference import relative_difference
 from conftest import snapshot
 
 SETTINGS = settings(max_examples=25, deadline=None)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from crosscheck import testing
-from crosscheck._runs import compare_runs, read_run
+from crosscheck._run_comparison import compare_runs
+from crosscheck._run_file import read_run
 
 pytest_plugins = ["pytester"]
 

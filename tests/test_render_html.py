@@ -15,7 +15,7 @@ import pytest
 import crosscheck
 from crosscheck import _render_html
 from crosscheck._render_html import as_2d, render_page, render_report_html
-from crosscheck._runs import Outcome
+from crosscheck._run_file import Outcome
 
 VOID = {"meta", "img", "br", "hr", "input", "link", "col", "area", "base", "source", "wbr"}
 EVIL = "<script>alert(1)</script>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from crosscheck._render_junit import failure_message, render_junit
-from crosscheck._runs import Outcome
+from crosscheck._run_file import Outcome
 from crosscheck._targets import Target
 
 

@@ -6,7 +6,8 @@ import numpy as np
 
 import crosscheck
 from crosscheck._render_markdown import escape, render_comparison_markdown, render_markdown
-from crosscheck._runs import Outcome, compare_runs
+from crosscheck._run_comparison import compare_runs
+from crosscheck._run_file import Outcome
 
 
 def test_run_summary_names_cases_blocks_and_diagnoses(reports):

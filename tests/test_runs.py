@@ -9,8 +9,11 @@ import pytest
 
 from conftest import run_python
 from crosscheck import CheckError
-from crosscheck._runs import (SCHEMA, Outcome, Suite, as_outcomes, compare_runs, load_suite,
-                              metadata, read_run, render_comparison, run_document, summary)
+from crosscheck._render_comparison import render_comparison
+from crosscheck._run_comparison import compare_runs
+from crosscheck._run_file import (SCHEMA, Outcome, as_outcomes, metadata, read_run, run_document,
+                                  summary)
+from crosscheck._suite import Suite, load_suite
 
 
 def _pyproject(tmp_path, body: str):
@@ -116,7 +119,7 @@ def test_metadata_has_versions_time_host_and_command():
 def test_metadata_imports_no_framework():
     result = run_python(
         "import sys, crosscheck\n"
-        "from crosscheck._runs import metadata\n"
+        "from crosscheck._run_file import metadata\n"
         "metadata('x')\n"
         "assert not {'jax', 'torch', 'matplotlib'} & set(sys.modules), "
         "{'jax', 'torch', 'matplotlib'} & set(sys.modules)\n")

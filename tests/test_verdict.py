@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from crosscheck._compare import compare
+from crosscheck._difference import compare
 from crosscheck._verdict import judge
 
 TRUE = np.array([1.0, -2.0, 0.5])

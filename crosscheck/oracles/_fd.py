@@ -53,21 +53,25 @@ import numpy as np
 
 from .._inputs import Blocks
 from .._progress import Progress
-from ._base import OracleResult, Problem
+from .._tolerances import BUDGETS, DEFAULTS
+from ._base import OracleResult, Problem, Request
 
 NAME = "fd"
 REQUIRES = None
+KIND = "differences"
+RANK = 2          # estimates: decide only where no exact reference does
 FIRST_STEP = 1e-4       # relative step of the first pass
 LADDER_STEP = 4e-3      # largest relative step of the refinement ladder (then /2, /4, /8)
 RUNGS = 4
 NOISE_PROBE = 1e-6      # relative step of the rays that measure the loss's rounding noise
 NOISE_DIRECTIONS = 3    # rays in each direction from the check point
-KINK_RTOL = 1e-6        # a gap jump below this fraction of the block's gradient scale is smooth
-FULL_MAX = 5000         # fd="auto": up to this many elements, every element
-BUDGET = 200_000        # fd="auto" without autodiff: loss evaluations before sampling
-SAMPLE = 32             # fd="auto" with autodiff: stratified sample per block
-DIRECTIONS = 2          # fd="auto" with autodiff: random directional derivatives per block
-EXECUTOR_MIN = 256      # fewer elements than this run in-process even with an executor
+# thresholds and budgets live in the one table (crosscheck._tolerances)
+KINK_RTOL = DEFAULTS["kink_rtol"]
+FULL_MAX = BUDGETS["full_max"]
+BUDGET = BUDGETS["no_autodiff_budget"]
+SAMPLE = BUDGETS["sample"]
+DIRECTIONS = BUDGETS["directions"]
+EXECUTOR_MIN = BUDGETS["executor_min"]
 
 
 def version() -> str:
@@ -275,22 +279,21 @@ def stratified(size: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.unique(edges[:-1] + (rng.random(k) * (edges[1:] - edges[:-1])).astype(np.int64))
 
 
-def select(problem: Problem, blocks: Blocks) -> tuple:
+def select(problem: Problem, blocks: Blocks, request: Request = Request()) -> tuple:
     """Which elements the first pass evaluates, how many directions per block, and a note.
 
     ``fd="all"``: every element. ``fd="auto"`` (default): every element of a small model
     (``FULL_MAX``), or when no autodiff reference covers the elements and the budget allows;
     otherwise the elements where the hand-written gradient and autodiff disagree
-    (``problem.options["focus"]``), a stratified sample of ``SAMPLE`` per block, and
+    (``request.focus``), a stratified sample of ``SAMPLE`` per block, and
     ``DIRECTIONS`` random directional derivatives per block. ``fd=<int>``: that sample size.
     """
     mode = problem.options.get("fd", "auto")
     n = blocks.size
     if mode == "all" or (mode == "auto" and n <= FULL_MAX):
         return np.arange(n), 0, None
-    autodiff = problem.options.get("autodiff", False)
-    if mode == "auto" and not autodiff:
-        budget = int(problem.options.get("fd_budget", BUDGET))
+    if mode == "auto" and not request.autodiff:
+        budget = BUDGET
         if 2 * n <= budget:
             return np.arange(n), 0, None
         per_block = max(1, budget // (2 * len(blocks.names)))
@@ -301,18 +304,24 @@ def select(problem: Problem, blocks: Blocks) -> tuple:
         per_block = SAMPLE if mode == "auto" else int(mode)
         note = None
     rng = np.random.default_rng(problem.options.get("seed", 0) + 7)
-    chosen = [np.asarray(problem.options.get("focus", np.array([], np.int64)), np.int64)]
+    chosen = [np.asarray(request.focus, np.int64)]
     for name in blocks.names:
         sl = blocks.slices[name]
         chosen.append(sl.start + stratified(sl.stop - sl.start, per_block, rng))
     return np.unique(np.concatenate(chosen)), DIRECTIONS, note
 
 
-def run(problem: Problem) -> OracleResult:
+def refiner(problem: Problem) -> Engine:
+    """Centered differences on request: the pipeline refines (ladder and kink test) or drills
+    into a block through this, on its own private copy of the parameters."""
+    return Engine(problem)
+
+
+def run(problem: Problem, request: Request = Request()) -> OracleResult:
     start = time.perf_counter()
     engine = Engine(problem)
     blocks = engine.blocks
-    index, directions, note = select(problem, blocks)
+    index, directions, note = select(problem, blocks, request)
     value = np.full(blocks.size, np.nan)
     error = np.full(blocks.size, np.inf)
     with engine.progress.stage(2 * index.size, "centered differences"):
@@ -338,5 +347,9 @@ def run(problem: Problem) -> OracleResult:
     return OracleResult(
         NAME, version=version(), grads=grads, errors=errors, covered=covered,
         forward=problem.loss_value, seconds=time.perf_counter() - start,
-        notes=[note] if note else [],
-        extra={"engine": engine, "evaluations": engine.evaluations, "directions": dirs})
+        notes=[note] if note else [], evaluations=engine.evaluations, directions=dirs)
+
+
+def explain(exc: BaseException, problem: Problem) -> str:
+    """The numpy loss itself failed under a perturbation: say so, with numpy's words."""
+    return f"centered differences could not run the loss: {type(exc).__name__}: {exc}"

@@ -11,11 +11,13 @@ import time
 
 import numpy as np
 
-from ._base import (OracleResult, Problem, explain_failure, framework_loss, library_scope,
+from ._base import (OracleResult, Problem, Request, explain_failure, framework_loss, library_scope,
                     to_float64_block)
 
 NAME = "jax"
 REQUIRES = "jax"
+KIND = "autodiff"
+RANK = 0          # exact and the most precise: decides and explains first
 
 
 def version() -> str:
@@ -48,7 +50,7 @@ def _convert(value, jnp, given):
     return rebind_object(value, "jax")
 
 
-def run(problem: Problem) -> OracleResult:
+def run(problem: Problem, request: Request = Request()) -> OracleResult:
     with library_scope(problem):
         return _run(problem)
 
@@ -71,7 +73,7 @@ def _run(problem: Problem) -> OracleResult:
         value = float(value)
         out = {n: to_float64_block(grads[n], n, blocks.shapes[n], "jax") for n in blocks.names}
     return OracleResult(NAME, version=version(), grads=out, forward=value,
-                        seconds=time.perf_counter() - start, extra={"mode": mode},
+                        seconds=time.perf_counter() - start, mode=mode,
                         covered={n: np.ones(blocks.shapes[n], bool) for n in blocks.names})
 
 

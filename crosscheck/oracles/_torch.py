@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
 import numpy as np
 
-from ._base import (OracleResult, Problem, explain_failure, framework_loss, library_scope,
+from ._base import (OracleResult, Problem, Request, explain_failure, framework_loss, library_scope,
                     to_float64_block)
 
 NAME = "torch"
 REQUIRES = "torch"
+KIND = "autodiff"
+RANK = 1
 # torch's default dtype is process-wide: Python floats meeting integer tensors (``0.5 * Y``)
 # must give float64 during the oracle's run, and concurrent checks must not interleave.
 _DEFAULT_DTYPE = threading.Lock()
@@ -47,7 +50,7 @@ def _as_numpy_layer(value, functional):
     return rebind_object(_torch_numpy.wrap(value), "torch", functional)
 
 
-def run(problem: Problem) -> OracleResult:
+def run(problem: Problem, request: Request = Request()) -> OracleResult:
     import torch
 
     with _DEFAULT_DTYPE, library_scope(problem):
@@ -73,9 +76,7 @@ def _run(problem: Problem, torch) -> OracleResult:
     except RuntimeError as exc:
         if "modified by an inplace operation" not in str(exc):
             raise
-    result = _attempt(problem, torch, functional=True)
-    result.extra["mode"] = "functional writes"
-    return result
+    return dataclasses.replace(_attempt(problem, torch, functional=True), mode="functional writes")
 
 
 def _attempt(problem: Problem, torch, functional: bool) -> OracleResult:

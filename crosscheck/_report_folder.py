@@ -32,7 +32,7 @@ def save_reports(directory, pairs, *, command: Optional[str] = None) -> list:
         The paths written: per report its JSON and HTML, then ``index.html`` and ``run.json``.
     """
     from ._render_html import render_page
-    from ._runs import Outcome, run_document
+    from ._run_file import Outcome, run_document
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

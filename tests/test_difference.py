@@ -1,11 +1,11 @@
-"""``crosscheck._compare``: the seeds' relative difference and the element-wise comparison."""
+"""``crosscheck._difference``: the seeds' relative difference and the element-wise comparison."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from crosscheck._compare import compare, relative_difference
+from crosscheck._difference import compare, relative_difference
 
 
 def test_relative_difference_is_the_seeds_formula():

@@ -1,0 +1,140 @@
+"""Stage 1, prepare: validate everything once, at the door, and compute what every stage needs.
+
+Every option of :func:`crosscheck.check` is checked here (:func:`settings`) -- and the same
+function serves ``check_layer``, the command line and suite tables, so an option means the
+same and is refused with the same words everywhere. Then the inputs become private float64
+blocks, the loss is evaluated at the check point (refusing one that is not deterministic or
+that writes into its inputs), the hand-written gradient is called (likewise), and the loss's
+rounding noise is measured. Everything after this stage trusts the data.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import oracles as registry
+from ._errors import CheckError
+from ._inputs import Blocks, Loss, prepare_args, prepare_loss, prepare_params, scalar_loss
+from ._tolerances import merged
+from ._user_calls import base_loss, hand_gradient
+from .oracles import Problem
+from .oracles._fd import element_scales, loss_caller, measure_noise
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The check's options, validated: what the user asked for."""
+
+    oracles: tuple
+    table: Mapping          # the tolerance table, overrides merged in
+    seed: int
+    case: Optional[str]
+    batch: Optional[int]
+    taylor: bool
+    fd: Any                 # "auto", "all" or a positive int
+    executor: Any
+    progress: Optional[bool]
+    rebind_modules: tuple
+
+
+def validate_oracles(oracles: Any, where: Optional[str] = None) -> tuple:
+    """``oracles`` as a tuple of registered names (a comma-separated string is accepted).
+
+    ``where`` names the place in a suite table or on the command line the value came from.
+    """
+    given = oracles
+    if isinstance(oracles, str):
+        oracles = [o.strip() for o in oracles.split(",") if o.strip()]
+    if where is not None:
+        if (not isinstance(oracles, list) or not oracles
+                or not all(isinstance(v, str) and v in registry.names() for v in oracles)):
+            raise CheckError(f"{where}: `oracles` must be a non-empty list among "
+                             f"{', '.join(registry.names())}, got {given!r}.")
+    oracles = list(oracles)
+    unknown = [o for o in oracles if o not in registry.names()]
+    if unknown or not oracles:
+        raise CheckError(f"unknown oracle(s) {unknown or oracles!r}; choose from "
+                         f"{', '.join(registry.names())}.")
+    return tuple(dict.fromkeys(oracles))
+
+
+def validate_fd(fd: Any, where: Optional[str] = None) -> Any:
+    """``fd``: ``"auto"``, ``"all"`` or a positive int (elements sampled per block).
+
+    From a suite table or the command line (``where`` names it), digits are a number.
+    """
+    if where is not None and isinstance(fd, str) and fd.isdigit():
+        fd = int(fd)
+    if fd in ("auto", "all") or (isinstance(fd, int) and not isinstance(fd, bool) and fd > 0):
+        return fd
+    if where is not None:
+        raise CheckError(f"{where}: `fd` must be \"auto\", \"all\" or a positive integer "
+                         f"(elements sampled per block), got {fd!r}.")
+    raise CheckError(f"`fd` must be 'auto', 'all' or a positive int (elements sampled per "
+                     f"block), got {fd!r}.")
+
+
+def settings(*, oracles: Sequence[str] = ("fd", "jax", "torch"),
+             tolerances: Optional[Mapping] = None, seed: int = 0, case: Optional[str] = None,
+             batch: Optional[int] = None, taylor: bool = True, fd: Any = "auto",
+             executor: Any = None, progress: Optional[bool] = None,
+             rebind_modules: Sequence[str] = ()) -> Settings:
+    """Every option of ``check``, validated; raises :class:`CheckError` naming the bad one."""
+    names = validate_oracles(oracles)
+    fd = validate_fd(fd)
+    table = types.MappingProxyType(merged(tolerances))
+    if isinstance(rebind_modules, str) or not all(isinstance(m, str) and m for m in rebind_modules):
+        raise CheckError(f"`rebind_modules` must be a list of module names such as "
+                         f"['sklearn.linear_model'], got {rebind_modules!r}.")
+    return Settings(names, table, seed, case, batch, taylor, fd, executor, progress,
+                    tuple(rebind_modules))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every later stage needs: clean inputs, the hand-written gradient, the noise."""
+
+    settings: Settings
+    loss: Loss
+    grad: Any
+    blocks: Blocks
+    args: tuple
+    f0: float                    # the numpy loss at the check point
+    noise: float                 # its measured rounding noise
+    hand: Mapping                # block -> float64 hand-written gradient
+    hand_rtol: Mapping           # block -> relative rounding allowed (float32/float16 blocks)
+    notes: tuple
+    problem: Problem             # what the oracles receive
+
+
+def prepare(loss: Any, grad: Any, params: Any, args: tuple, chosen: Settings) -> Prepared:
+    """Validate the inputs, evaluate the loss and the hand-written gradient at the check point."""
+    spec = prepare_loss(loss)
+    blocks = prepare_params(params)
+    args = prepare_args(args)
+    notes = list(blocks.notes)
+    f0 = base_loss(spec.numpy, blocks, args)
+    hand, hand_loss, hand_notes, low = hand_gradient(grad, blocks, args)
+    notes += hand_notes
+    # a float32/float16 hand-written block carries its own rounding: allow 64 ulps of it
+    hand_rtol = {b: 64 * float(np.finfo(np.dtype(dt)).eps) for b, dt in low.items()}
+    for b, dt in low.items():
+        notes.append(f"`grad` returned {dt} for block `{b}`; compared in float64 with its "
+                     f"{dt} rounding allowed (relative {hand_rtol[b]:.1e}).")
+    work = blocks.copy()
+    call = loss_caller(spec.numpy, work.as_dict(), args, spec.numpy(work.as_dict(), *args))
+    noise = measure_noise(call, work.flat, element_scales(blocks), f0, seed=chosen.seed)
+    if hand_loss is not None:
+        value = scalar_loss(hand_loss, "as returned by `grad`")
+        if abs(value - f0) > chosen.table["parity_rtol"] * abs(f0) + 1e3 * noise:
+            notes.append(f"`grad` returned loss {value!r} but `loss` computes {f0!r}: are they "
+                         f"the same model?")
+    options = {"seed": chosen.seed, "fd": chosen.fd, "executor": chosen.executor,
+               "progress": chosen.progress, "rebind_modules": chosen.rebind_modules}
+    problem = Problem(spec, blocks, args, f0, noise, options)
+    return Prepared(chosen, spec, grad, blocks, args, f0, noise, types.MappingProxyType(hand),
+                    types.MappingProxyType(hand_rtol), tuple(notes), problem)
