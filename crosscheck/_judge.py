@@ -36,12 +36,20 @@ class Judged:
 
 
 def resolution(j: Judgement, deciding: list, agreement: BlockAgreement, hand: np.ndarray,
-               table: Mapping) -> Judgement:
-    """An ``ok`` from centered differences alone is only as good as their resolution: when
-    their tolerance exceeds ``fd_resolution`` (relative, in the seeds' difference units), a
-    bug of that size would pass unseen, so the block is ``inconclusive`` -- with the number."""
+               table: Mapping, covered: Optional[np.ndarray] = None) -> Judgement:
+    """An ``ok`` from centered differences alone is only as good as their resolution and their
+    coverage: when their tolerance exceeds ``fd_resolution`` (relative, in the seeds'
+    difference units), a bug of that size would pass unseen, and when they sampled the block,
+    a bug in an element they did not see would pass: the block is ``inconclusive`` -- with
+    the number."""
     if j.verdict != "ok" or deciding != [FD]:
         return j
+    if covered is not None and not covered.all():
+        return dataclasses.replace(
+            j, verdict="inconclusive",
+            reason=(f"agrees with centered differences, but they alone checked only "
+                    f"{int(covered.sum()):,} of {covered.size:,} element(s) (a sample) — a bug "
+                    f"in the others would pass: pass fd='all' or add an autodiff reference"))
     # per element, the smallest relative error the comparison could see; the block's
     # resolution is the median over elements with a gradient (a few elements near a kink
     # with wide error estimates do not blind the rest)
@@ -86,7 +94,8 @@ def judge_block(b: str, prep: Prepared, refs: References, refinement: Refinement
     # finite) cannot decide; autodiff always compares (kink conventions were validated)
     deciding = [r for r in refs.deciding if r != FD or agreement.vs[r].compared > 0]
     j = judge(dict(agreement.vs), dict(agreement.between), deciding, nonfinite)
-    j = resolution(j, deciding, agreement, hand, prep.settings.table)
+    covered = refinement.covered[b] if refinement.covered is not None else None
+    j = resolution(j, deciding, agreement, hand, prep.settings.table, covered)
     diagnosis = mismatch = None
     if j.verdict == "wrong" and j.consensus:
         c, name = agreement.vs[j.consensus], j.consensus

@@ -131,6 +131,8 @@ def autodiff_conventions(hand: np.ndarray, ref: np.ndarray, t: np.ndarray, mask:
     if off is None:
         conv = c.mismatch & kink & (hand >= lower - t) & (hand <= upper + t)
     else:
+        # (the one-sided derivatives along one axis do not bound the valid set when several
+        # samples tie: their slope jumps can cancel, so vanishing off the ties decides)
         conv = c.mismatch & ~off.mismatch
         hidden_mask = off.mismatch & ~c.mismatch
         if hidden_mask.any():

@@ -79,12 +79,25 @@ def _parity(name: str, res: OracleResult, prep: Prepared, notes: list):
     return parity
 
 
+def stationary_threshold(prep: Prepared) -> float:
+    """A gradient scale below which the gradient is zero *for this problem*.
+
+    The loss's own size per unit of parameter, ``max(|J|, noise) / max|θ|``, is the scale a
+    gradient of this problem lives on; a gradient ``stationary`` (1e-14) times smaller is
+    rounding. An absolute threshold would call every gradient of a small-scale problem (data
+    of size 1e-8, a loss of 1e-16) zero and let any bug through.
+    """
+    theta = max((float(np.max(np.abs(v))) for v in prep.blocks.views.values() if v.size), default=0.0)
+    loss_scale = max(abs(prep.f0), prep.noise)
+    return prep.settings.table["stationary"] * loss_scale / (theta if theta > 0 else 1.0)
+
+
 def _scales(ran: dict, tol: Tolerance, prep: Prepared, notes: list) -> dict:
     """The model-wide gradient scale per reference; at a stationary point, absolute rounding."""
     blocks = prep.blocks
     autodiff = registry.autodiff()
     s_all = {n: max(tol.scale(r.grads[b]) for b in blocks.names) for n, r in ran.items()}
-    stationary = prep.settings.table["stationary"] * max(1.0, abs(prep.f0))
+    stationary = stationary_threshold(prep)
     if any(n in autodiff for n in s_all) and all(s_all[n] <= stationary
                                                  for n in s_all if n in autodiff):
         notes.append("every autodiff gradient is zero (below 1e-14): the check point is a stationary "

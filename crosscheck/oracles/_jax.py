@@ -47,7 +47,8 @@ def _convert(value, jnp, given):
     if given:
         return value
     from .._rebind import rebind_object
-    return rebind_object(value, "jax")
+    from .._user_calls import private_copy
+    return rebind_object(private_copy(value), "jax")   # its methods may write into it
 
 
 def run(problem: Problem, request: Request = Request()) -> OracleResult:

@@ -47,7 +47,8 @@ def _as_numpy_layer(value, functional):
         return {k: _as_numpy_layer(v, functional) for k, v in value.items()}
     if isinstance(value, (list, tuple)) and value.__class__ in (list, tuple):
         return value.__class__(_as_numpy_layer(v, functional) for v in value)
-    return rebind_object(_torch_numpy.wrap(value), "torch", functional)
+    from .._user_calls import private_copy
+    return rebind_object(_torch_numpy.wrap(private_copy(value)), "torch", functional)
 
 
 def run(problem: Problem, request: Request = Request()) -> OracleResult:
