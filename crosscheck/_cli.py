@@ -1,7 +1,10 @@
 """The command line: ``crosscheck check TARGET…``, ``crosscheck run``, ``crosscheck compare``.
 
 ``check`` and ``run`` exit 0 when every block agrees, 1 when some block is flagged, 2 when a
-case could not be checked (bad target, bad input). ``compare`` exits 1 when something fails
+case could not be checked (bad target, bad input, user code that raised or exited, a worker
+that died under ``--isolate``), 130 when interrupted (Ctrl-C; the finished cases are saved).
+``--json FILE`` is rewritten after every case, marked ``partial`` until the run ends, so a run
+killed outright leaves every finished case on disk. ``compare`` exits 1 when something fails
 that did not before, 0 otherwise, 2 on unreadable input. Neither jax nor torch is imported
 before a check needs it; matplotlib only when an HTML report is written.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import shlex
 import sys
 import time
@@ -22,6 +26,7 @@ from ._run_file import Outcome, summary
 from ._suite import Suite, parse_fd
 
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report a command ended by Ctrl-C
 CONNECT_TIMEOUT = 10   # seconds to reach a Dask scheduler given with --dask
 
 
@@ -36,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Check cases. TARGET is path/to/file.py:NAME or module:NAME naming a "
                     "crosscheck.Case, an iterable of Cases, or a zero-argument callable "
                     "returning either. Exit 0: all agree; 1: a block is flagged; 2: could "
-                    "not check.")
+                    "not check; 130: interrupted (Ctrl-C), the finished cases saved to "
+                    "every output asked for.")
     chk.add_argument("targets", nargs="+", metavar="TARGET")
     _common(chk, "write the report(s) as JSON (schema crosscheck.report/1; a list when "
                  "there are several)")
@@ -45,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Check every case of the suite in the [tool.crosscheck] table of "
                     "pyproject.toml (cases, and optionally oracles, seed, fd, tolerances); "
                     "TARGETs given on the command line replace the suite's cases. Exit 0: "
-                    "all agree; 1: a block is flagged; 2: a case could not be checked.")
+                    "all agree; 1: a block is flagged; 2: a case could not be checked; 130: "
+                    "interrupted (Ctrl-C), the finished cases saved to every output asked "
+                    "for.")
     run.add_argument("targets", nargs="*", metavar="TARGET")
     run.add_argument("--config", metavar="FILE", default=None,
                      help="the pyproject.toml to read (default: ./pyproject.toml); case "
@@ -61,10 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("old", metavar="OLD.json")
     cmp.add_argument("new", metavar="NEW.json")
     cmp.add_argument("--markdown", metavar="FILE", help="also write the comparison as Markdown")
-    cmp.add_argument("--slower-ratio", type=float, default=SLOWER_RATIO, metavar="R",
+    cmp.add_argument("--slower-ratio", type=_finite_float, default=SLOWER_RATIO, metavar="R",
                      help=f"an oracle counts as slower when its time grew more than R times "
                           f"(default {SLOWER_RATIO:g}) ...")
-    cmp.add_argument("--slower-seconds", type=float, default=SLOWER_SECONDS, metavar="S",
+    cmp.add_argument("--slower-seconds", type=_finite_float, default=SLOWER_SECONDS, metavar="S",
                      help=f"... and by more than S seconds (default {SLOWER_SECONDS:g})")
     return parser
 
@@ -76,8 +84,52 @@ def _fd_arg(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _seed_arg(text: str) -> int:
+    if text.strip().isascii() and text.strip().isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer; pass e.g. "
+                                     f"`--seed 0`.")
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; pass e.g. 2.0.")
+    return value
+
+
+# `local`, or a scheduler address: `tcp://host:8786`, `host:8786`, `tls://[::1]:8786`
+DASK_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+)"
+                          r"(?::\d{1,5})?/?")
+
+
+def _dask_arg(text: str) -> str:
+    if text == "local" or DASK_ADDRESS.fullmatch(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a scheduler address; pass one such as `tcp://host:8786` (or "
+        f"`host:8786`), or `local` for a cluster on this machine.")
+
+
+def _stdout_outputs(ns) -> list:
+    """The output options given as `-`: written to standard output instead of a file."""
+    return [f"--{key}" for key in ("json", "junit", "markdown", "html")
+            if getattr(ns, key, None) == "-"]
+
+
 def _common(p: argparse.ArgumentParser, json_help: str) -> None:
-    p.add_argument("--json", metavar="FILE", help=json_help)
+    p.add_argument("--json", metavar="FILE", help=json_help + "; `-` writes it to standard "
+                   "output, and the tables go to standard error. A FILE is rewritten after "
+                   "every case as a crosscheck.run/1 file marked `partial` until the run "
+                   "ends, so a killed run keeps its finished cases")
+    p.add_argument("--isolate", action="store_true",
+                   help="check each case in a process of its own: a crash there (a "
+                        "segfault, an out-of-memory kill, os._exit) makes that case `could "
+                        "not check`, naming the signal, and the run goes on; costs a new "
+                        "interpreter (and imports of numpy, jax, torch) per case")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per case")
     p.add_argument("--markdown", metavar="FILE",
                    help="write a Markdown summary (fit for $GITHUB_STEP_SUMMARY)")
@@ -85,11 +137,12 @@ def _common(p: argparse.ArgumentParser, json_help: str) -> None:
                    "charts (charts need matplotlib)")
     p.add_argument("--oracles", metavar="LIST", default=None,
                    help="comma-separated references among fd,jax,torch (default: all three)")
-    p.add_argument("--seed", type=int, default=None, help="seed for random choices (default 0)")
+    p.add_argument("--seed", type=_seed_arg, default=None,
+                   help="seed for random choices, a non-negative integer (default 0)")
     p.add_argument("--fd", metavar="MODE", default=None, type=_fd_arg,
                    help="centered-difference coverage: auto (default), all, or N elements "
                         "sampled per block")
-    p.add_argument("--dask", metavar="ADDRESS", default=None,
+    p.add_argument("--dask", metavar="ADDRESS", default=None, type=_dask_arg,
                    help="evaluate centered differences on a Dask cluster: a scheduler address "
                         "(tcp://host:8786) or `local` for a LocalCluster sized to this machine")
     p.add_argument("--quiet", action="store_true", help="print only the headline per case")
@@ -138,66 +191,192 @@ def dask_executor(address):
     except OSError as exc:
         raise CheckError(f"--dask {address}: cannot reach the scheduler ({exc}); start one "
                          f"with `dask scheduler` or use `--dask local`.") from exc
+    except (ValueError, TypeError) as exc:   # an address distributed cannot parse
+        raise CheckError(f"--dask {address!r} is not a scheduler address ({exc}); pass one "
+                         f"such as `tcp://host:8786`, or `local`.") from exc
     try:
         yield client
     finally:
         client.close()
 
 
-def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None) -> tuple:
-    """Check every case; a failing or crashing case never stops the others.
+def case_error(exc: BaseException) -> str:
+    """Why a case could not be checked, from what checking it raised: any exception of the
+    user's code, ``SystemExit`` included (an exit is not an answer)."""
+    from ._targets import raised
+    if isinstance(exc, CheckError):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return (f"the case's code {raised(exc)}; a loss or gradient must return a value or "
+                f"raise, not end the process.")
+    return f"{type(exc).__name__}: {exc}"
+
+
+class RunState:
+    """A run as it goes: the outcomes so far, what is in hand, what is still to come.
+
+    ``save(state)``, when given, is called as each target is imported and each case begins
+    and ends; the command line's keeps ``--json FILE`` up to date (:func:`_journal`), so a
+    file left behind by a killed run names the case that was running. After Ctrl-C the
+    state still holds every finished case.
+    """
+
+    def __init__(self, targets, save=None):
+        self.results: list = []                 # Outcomes, in the order they finished
+        self.current = None                     # the case being checked (or target imported)
+        self.not_run: list = []                 # labels of cases found, not checked yet
+        self.not_loaded: list = list(targets)   # targets not imported yet
+        self._save = save
+
+    def saved(self) -> None:
+        if self._save is not None:
+            self._save(self)
+
+    def begin(self, current: str) -> None:
+        self.current = current
+        self.saved()
+
+    def done(self, outcome) -> None:
+        self.results.append(outcome)
+        self.current = None
+        self.saved()
+
+    def counted(self) -> str:
+        """``2 of 5``; ``2 of at least 4`` while some targets are not imported yet."""
+        total = len(self.results) + len(self.not_run) + len(self.not_loaded)
+        return f"{len(self.results)} of {'at least ' if self.not_loaded else ''}{total}"
+
+
+def _in_process(ns, base, defaults) -> tuple:
+    """``(find, check)`` running the user's code here."""
+    from ._check import check
+    from ._targets import load
+
+    def check_target(target):
+        case = target.case
+        return check(case.loss, case.grad, case.params, *case.args, case=target.label,
+                     **_options(ns, case.options, defaults))
+    return (lambda spec: load(spec, base=base)), check_target
+
+
+def _isolated(ns, base, defaults) -> tuple:
+    """``(find, check)`` running the user's code in processes of their own (``--isolate``)."""
+    from . import _isolate
+    defaults = dict(defaults or {})
+    executor = defaults.pop("executor", None)   # a Dask client: its workers connect anew
+    dask = executor.scheduler.address if executor is not None else None
+    cli = argparse.Namespace(oracles=ns.oracles, seed=ns.seed, fd=getattr(ns, "fd", None))
+    return ((lambda spec: _isolate.list_cases(spec, base)),
+            (lambda listed: _isolate.check_case(listed, cli, base, defaults, dask)))
+
+
+def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None,
+                state: RunState | None = None) -> tuple:
+    """Check every case; a failing, crashing or exiting case never stops the others.
 
     Args:
         targets: target strings (``path/to/file.py:NAME`` or ``module:NAME``).
-        ns: the parsed command line (``oracles``, ``seed``, ``quiet``).
+        ns: the parsed command line (``oracles``, ``seed``, ``quiet``, ``isolate``).
         out, err: streams for the tables and the errors (default: stdout, stderr).
         base: the folder relative target paths start from (default: the current one).
         defaults: options for every case (a suite's ``oracles``, ``seed``, ``tolerances``).
+        state: a :class:`RunState` made with the same ``targets``, kept up to date (and
+            saved) as cases finish; Ctrl-C (``KeyboardInterrupt``) propagates, and leaves
+            the finished cases there.
 
     Returns:
         ``(exit code, outcomes)``: one :class:`crosscheck._run_file.Outcome` per case, which
         unpacks as ``(target or label, report or None, error or None)``.
     """
-    from ._check import check
     from ._render_text import headline, print_report
-    from ._targets import load
 
     out = out or sys.stdout
     err = err or sys.stderr
-    results = []
-    for spec in targets:
+    state = state if state is not None else RunState(targets)
+    find, check_target = (_isolated if getattr(ns, "isolate", False) else _in_process)(
+        ns, base, defaults)
+    while state.not_loaded:
+        spec = state.not_loaded[0]
+        state.begin(spec)
         start = time.perf_counter()
         try:
-            found = load(spec, base=base)
+            found = find(spec)
         except CheckError as exc:
             print(f"crosscheck: {exc}", file=err)
-            results.append(Outcome(spec, None, str(exc), time.perf_counter() - start))
+            state.not_loaded.pop(0)
+            state.done(Outcome(spec, None, str(exc), time.perf_counter() - start))
             continue
+        state.not_loaded.pop(0)
+        state.not_run = [target.label for target in found]
         for target in found:
-            case = target.case
+            state.begin(target.label)
             start = time.perf_counter()
             try:
-                report = check(case.loss, case.grad, case.params, *case.args,
-                               case=target.label, **_options(ns, case.options, defaults))
-            except CheckError as exc:
-                print(f"crosscheck: {target.label}: {exc}", file=err)
-                results.append(Outcome(target, None, str(exc), time.perf_counter() - start))
-                continue
-            except Exception as exc:  # noqa: BLE001 - a crashing case never stops the others
-                print(f"crosscheck: {target.label}: {type(exc).__name__}: {exc}", file=err)
-                results.append(Outcome(target, None, f"{type(exc).__name__}: {exc}",
-                                       time.perf_counter() - start))
-                continue
-            if ns.quiet:
+                report, error = check_target(target), None
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a case's crash or exit is its answer
+                report, error = None, case_error(exc)
+            state.not_run.pop(0)
+            state.done(Outcome(target, report, error, time.perf_counter() - start))  # saved
+            if error is not None:
+                print(f"crosscheck: {target.label}: {error}", file=err)
+            elif ns.quiet:
                 print(headline(report), file=out)
             else:
                 print_report(report, out)
                 print(file=out)
-            results.append(Outcome(target, report, None, time.perf_counter() - start))
+    results = state.results
     errors = sum(1 for _, r, _ in results if r is None)
     flagged = sum(1 for _, r, _ in results if r is not None and not r.ok)
     code = EXIT_ERROR if errors else EXIT_FLAGGED if flagged else EXIT_OK
     return code, results
+
+
+def _journal(ns, command: str, suite=None):
+    """The ``save`` of a :class:`RunState` for ``--json FILE``: rewrite the file atomically as
+    a partial run file (``partial.state`` ``running``) -- so a run killed outright leaves its
+    finished cases, and never yesterday's file, on disk. ``None`` without a file."""
+    path = getattr(ns, "json", None)
+    if not path or path == "-":
+        return None
+    from ._run_file import partial_document, write_atomically
+    broken: list = []
+
+    def save(state: RunState) -> None:
+        if broken:
+            return
+        doc = partial_document(state.results, command, suite, current=state.current,
+                               not_run=state.not_run, not_loaded=state.not_loaded)
+        try:
+            write_atomically(path, json.dumps(doc, indent=2))
+        except OSError as exc:
+            broken.append(exc)
+            print(f"crosscheck: cannot write `{path}` as the run goes "
+                  f"({exc.strerror or exc}); trying again at the end.", file=sys.stderr)
+    return save
+
+
+def _interrupted(ns, state: RunState, title: str, command: str, suite=None) -> int:
+    """After Ctrl-C: every output asked for, with the finished cases; one line; exit 130."""
+    from ._run_file import metadata, partial_document
+    results, counted = state.results, state.counted()
+    meta = metadata(command) if (ns.markdown or ns.html) else None
+
+    def doc() -> str:
+        return json.dumps(partial_document(
+            results, command, suite, state="interrupted", current=state.current,
+            not_run=state.not_run, not_loaded=state.not_loaded), indent=2)
+    written = _write_outputs(ns, results, f"{title} (interrupted after {counted} case(s))",
+                             meta, doc)
+    _finish(EXIT_OK, results, written, sys.stderr if _stdout_outputs(ns) else None)
+    saved = [("standard output" if p == "-" else p)
+             for p in (ns.json, ns.junit, ns.markdown, ns.html) if p]
+    line = f"crosscheck: interrupted after {counted} case(s)"
+    if saved and written == EXIT_OK:
+        line += f"; finished results saved to {', '.join(saved)}"
+    print(line, file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _check_json(results) -> str:
@@ -213,13 +392,20 @@ def _check_json(results) -> str:
 
 
 def _write(path: str, text: str) -> None:
+    if path == "-":   # `--json -`: standard output (the tables went to standard error)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
 
 
 def _write_outputs(ns, results, title: str, meta, json_text) -> int:
-    """Write every output the command line asked for; 2 when one cannot be written."""
+    """Write every output the command line asked for; 2 when one cannot be written.
+
+    Files are replaced atomically: the run file written as the run went stays whole."""
+    from ._run_file import write_atomically
     jobs = []
     if ns.json:
         jobs.append((ns.json, json_text))
@@ -234,30 +420,35 @@ def _write_outputs(ns, results, title: str, meta, json_text) -> int:
         jobs.append((ns.html, lambda: render_page(results, title=title, metadata=meta)))
     for path, render in jobs:
         try:
-            _write(path, render())
+            (_write if path == "-" else write_atomically)(path, render())
         except OSError as exc:
             print(f"crosscheck: cannot write `{path}`: {exc.strerror or exc}.", file=sys.stderr)
             return EXIT_ERROR
     return EXIT_OK
 
 
-def _finish(code: int, results, write_code: int) -> int:
-    print(f"crosscheck: {summary(results)}")
+def _finish(code: int, results, write_code: int, stream=None) -> int:
+    from ._render_text import visible   # case labels may hold terminal escapes
+    print(f"crosscheck: {visible(summary(results))}", file=stream or sys.stdout)
     return max(code, write_code)
 
 
 def _cmd_check(ns, command: str) -> int:
     from ._run_file import metadata
+    human = sys.stderr if _stdout_outputs(ns) else None   # `--json -`: stdout is the JSON's
+    state = RunState(ns.targets, _journal(ns, command))
     try:
         with dask_executor(ns.dask) as executor:
-            code, results = run_targets(ns.targets, ns,
+            code, results = run_targets(ns.targets, ns, out=human, state=state,
                                         defaults={"executor": executor} if executor else None)
     except CheckError as exc:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        return _interrupted(ns, state, "crosscheck check", command)
     meta = metadata(command) if (ns.markdown or ns.html) else None
     written = _write_outputs(ns, results, "crosscheck check", meta, lambda: _check_json(results))
-    return _finish(code, results, written)
+    return _finish(code, results, written, human)
 
 
 def resolve_suite(config, targets) -> Suite:
@@ -292,6 +483,7 @@ def _cmd_run(ns, command: str) -> int:
     except CheckError as exc:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    human = sys.stderr if _stdout_outputs(ns) else None   # `--json -`: stdout is the JSON's
     defaults = {}
     if suite.oracles:
         defaults["oracles"] = suite.oracles
@@ -301,22 +493,27 @@ def _cmd_run(ns, command: str) -> int:
         defaults["tolerances"] = suite.tolerances
     if suite.fd is not None:
         defaults["fd"] = suite.fd
+    targets = ns.targets or suite.cases
+    state = RunState(targets, _journal(ns, command, suite))
     try:
         with dask_executor(ns.dask) as executor:
             if executor:
                 defaults["executor"] = executor
             if ns.targets:
-                code, results = run_targets(ns.targets, ns, defaults=defaults)
+                code, results = run_targets(ns.targets, ns, out=human, defaults=defaults,
+                                            state=state)
             else:
-                code, results = run_targets(suite.cases, ns, base=suite.base,
-                                            defaults=defaults)
+                code, results = run_targets(suite.cases, ns, out=human, base=suite.base,
+                                            defaults=defaults, state=state)
     except CheckError as exc:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        return _interrupted(ns, state, "crosscheck run", command, suite)
     doc = run_document(results, command, suite)
     written = _write_outputs(ns, results, "crosscheck run", doc["metadata"],
                              lambda: json.dumps(doc, indent=2))
-    return _finish(code, results, written)
+    return _finish(code, results, written, human)
 
 
 def _cmd_compare(ns) -> int:
@@ -328,12 +525,17 @@ def _cmd_compare(ns) -> int:
             raise CheckError(f"--slower-ratio must be at least 1 and --slower-seconds at "
                              f"least 0, got {ns.slower_ratio:g} and {ns.slower_seconds:g}.")
         old, new = read_run(ns.old), read_run(ns.new)
+        result = compare_runs(old, new, slower_ratio=ns.slower_ratio,
+                              slower_seconds=ns.slower_seconds)
+        text = render_comparison(result)
     except CheckError as exc:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    result = compare_runs(old, new, slower_ratio=ns.slower_ratio,
-                          slower_seconds=ns.slower_seconds)
-    print(render_comparison(result))
+    except Exception as exc:  # noqa: BLE001 - exit 1 means "new failure": a crash must not say it
+        print(f"crosscheck: cannot compare `{ns.old}` with `{ns.new}`: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(text)
     if ns.markdown:
         from ._render_markdown import render_comparison_markdown
         try:
@@ -346,8 +548,20 @@ def _cmd_compare(ns) -> int:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:   # outside a run's cases (those are saved): end without a traceback
+        print("crosscheck: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ns = _parser().parse_args(argv)
+    parser = _parser()
+    ns = parser.parse_args(argv)
+    if len(_stdout_outputs(ns)) > 1:
+        parser.error(f"only one output can go to standard output, got `-` for "
+                     f"{' and '.join(_stdout_outputs(ns))}.")
     command = shlex.join(["crosscheck", *argv])
     if ns.command == "check":
         return _cmd_check(ns, command)

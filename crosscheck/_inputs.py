@@ -27,6 +27,47 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def array_subclass_error(value: Any, where: str, name: str = "x") -> str | None:
+    """Why ``value`` must not be silently made a plain array, or ``None`` when it may.
+
+    ``np.matrix`` and masked arrays are ndarrays that behave differently: a matrix's ``*``
+    is a matrix product and every result stays 2-D; a masked array hides values that
+    ``np.asarray`` would hand over as if they were data. Either, converted without a word,
+    would be checked as a different model from the one the user runs. ``where`` names the
+    input (``block `W1```), ``name`` the variable the fix refers to.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        return (f"{where} is a masked array (`numpy.ma.MaskedArray`); crosscheck will not drop "
+                f"the mask and check the values under it as if they were data. Pass a plain "
+                f"ndarray: fill the masked entries (`{name}.filled(0.0)`, or the value you "
+                f"mean) and, if the model needs the mask, pass it as an array of its own "
+                f"(`np.ma.getmaskarray({name})`).")
+    if isinstance(value, np.matrix):
+        return (f"{where} is a `numpy.matrix`, whose `*` is a matrix product and whose "
+                f"results stay 2-D, so the loss would not compute what it computes on arrays. "
+                f"Pass a plain ndarray, `np.asarray({name})`, and write matrix products "
+                f"with `@`.")
+    return None
+
+
+def _as_array(value: Any, where: str, name: str) -> np.ndarray:
+    """``value`` as a numpy array, or a :class:`CheckError` naming ``where`` and the fix."""
+    problem = array_subclass_error(value, where, name)
+    if problem:
+        raise CheckError(problem)
+    try:
+        return _to_numpy(value)
+    except Exception as exc:  # noqa: BLE001 - whatever the object raised, the input is at fault
+        text = str(exc).split("\n")[0]
+        if "inhomogeneous" in text:
+            raise CheckError(
+                f"{where} is a ragged nested sequence (its rows have different lengths), not "
+                f"an array; pass a numpy array of one shape, or split it into blocks of one "
+                f"shape each.") from None
+        raise CheckError(f"{where} cannot be turned into a numpy array ({type(exc).__name__}: "
+                         f"{text}); pass a numpy array.") from None
+
+
 def _index(shape: tuple, flat_index: int) -> tuple:
     return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
 
@@ -93,7 +134,15 @@ def prepare_params(params: Any) -> Blocks:
         if not isinstance(name, str):
             raise CheckError(f"parameter block names must be strings, got {name!r}; "
                              f"name every block, e.g. `{{'W1': W1}}`.")
-        arr = _to_numpy(value)
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = name[exc.start:exc.end].encode("unicode_escape").decode("ascii")
+            raise CheckError(
+                f"parameter block name {name!r} cannot be written as UTF-8 (it holds {bad}, a "
+                f"lone surrogate), so no report could name the block: name it with ordinary "
+                f"characters.") from None
+        arr = _as_array(value, f"block `{name}`", name)
         if arr.dtype.kind not in "biuf":
             raise CheckError(
                 f"block `{name}` has dtype {arr.dtype}; crosscheck checks real-valued "
@@ -144,7 +193,7 @@ def _is_array(value: Any) -> bool:
 
 def _prepare_arg(arg: Any, where: str) -> Any:
     if _is_array(arg):
-        arr = _to_numpy(arg)
+        arr = _as_array(arg, where, "X")
         if arr.dtype.kind == "f":
             arr = arr.astype(np.float64)
             if not np.all(np.isfinite(arr)):
@@ -156,15 +205,31 @@ def _prepare_arg(arg: Any, where: str) -> Any:
     if isinstance(arg, dict):
         return {k: _prepare_arg(v, f"{where}[{k!r}]") for k, v in arg.items()}
     if isinstance(arg, (list, tuple)):
-        return type(arg)(_prepare_arg(v, f"{where}[{j}]") for j, v in enumerate(arg))
+        items = [_prepare_arg(v, f"{where}[{j}]") for j, v in enumerate(arg)]
+        if isinstance(arg, tuple) and hasattr(arg, "_fields"):   # a namedtuple
+            return type(arg)(*items)
+        return type(arg)(items)
     return arg
 
 
 def prepare_args(args: tuple) -> tuple:
     """Private copies of the extra arguments (also inside dicts, lists and tuples): float
-    arrays become float64, other arrays are copied as they are."""
-    return tuple(_prepare_arg(arg, f"argument {i + 1} after `params`")
-                 for i, arg in enumerate(args))
+    arrays become float64, other arrays are copied as they are.
+
+    Raises:
+        CheckError: an argument is a ``np.matrix`` or a masked array, holds NaN/Inf floats,
+            cannot be made an array, or nests too deeply (or holds itself).
+    """
+    out = []
+    for i, arg in enumerate(args):
+        where = f"argument {i + 1} after `params`"
+        try:
+            out.append(_prepare_arg(arg, where))
+        except RecursionError:
+            raise CheckError(
+                f"{where} nests lists, tuples or dicts too deeply to copy (or holds itself); "
+                f"pass the data as arrays, or as containers without cycles.") from None
+    return tuple(out)
 
 
 def batch_size(args: tuple) -> int | None:
@@ -193,6 +258,13 @@ def scalar_loss(value: Any, where: str) -> float:
         raise CheckError(
             f"`loss` is {out} {where}; a gradient can only be checked where the loss is "
             f"finite: move the check point (e.g. smaller weights) or guard log/exp.")
+    if out != 0 and abs(out) < np.finfo(np.float64).tiny:
+        raise CheckError(
+            f"`loss` is {out!r} {where}, a subnormal number (below 2.2e-308, the smallest "
+            f"normal float64), where rounding is no longer relative to the value and no "
+            f"tolerance can be derived from it; check at a point where the loss is a normal "
+            f"number (parameters of order 1, not subnormal ones such as 1e-310), or scale "
+            f"the loss up.")
     return out
 
 
@@ -205,14 +277,49 @@ def _unpack_grad(out: Any) -> Any:
     return out
 
 
+# How each key style reads, for error messages.
+_STYLE_WORDS = {"{}": "keyed like `params`", "d{}": "the seeds' `d` + name",
+                "d_{}": "`d_` + name", "grad_{}": "`grad_` + name", "{}_grad": "name + `_grad`"}
+
+
+def grad_keys(out: Mapping, blocks: Blocks) -> dict:
+    """``{block: key of out holding its gradient, or None}``: the first of
+    ``GRAD_KEY_STYLES`` present for each block.
+
+    Raises:
+        CheckError: one key is what two blocks would read (parameters ``w`` and ``dw``,
+            and a gradient keyed ``dw``): which block it belongs to cannot be known.
+    """
+    chosen = {}
+    for name in blocks.names:
+        chosen[name] = next(((st.format(name), st) for st in GRAD_KEY_STYLES
+                             if st.format(name) in out), (None, None))
+    readers: dict = {}
+    for name, (key, style) in chosen.items():
+        if key is not None:
+            readers.setdefault(key, []).append((name, style))
+    clashes = [(key, who) for key, who in readers.items() if len(who) > 1]
+    if clashes:
+        described = "; ".join(
+            f"`{key}` could be the gradient of "
+            + " or of ".join(f"block `{name}` ({_STYLE_WORDS[style]})" for name, style in who)
+            for key, who in clashes)
+        exact = ", ".join(f"{name!r}: ..." for name in blocks.names[:6])
+        exact += ", ..." if len(blocks.names) > 6 else ""
+        raise CheckError(
+            f"`grad` returned keys that fit more than one parameter block: {described}. "
+            f"crosscheck will not guess which is meant: key the gradient exactly like "
+            f"`params`, `{{{exact}}}`.")
+    return {name: key for name, (key, _) in chosen.items()}
+
+
 def low_precision_blocks(out: Any, blocks: Blocks) -> dict:
     """Blocks for which ``grad`` returned float32/float16: ``{name: dtype name}``."""
     out = _unpack_grad(out)
     found = {}
     if isinstance(out, Mapping):
-        for name in blocks.names:
-            key = next((k for k in (st.format(name) for st in GRAD_KEY_STYLES) if k in out), None)
-            dtype = getattr(out.get(key), "dtype", None) if key else None
+        for name, key in grad_keys(out, blocks).items():
+            dtype = getattr(out.get(key), "dtype", None) if key is not None else None
             if dtype is not None and getattr(dtype, "kind", "") == "f" and dtype.itemsize < 8:
                 found[name] = str(dtype)
     return found
@@ -228,7 +335,8 @@ def normalize_grad(out: Any, blocks: Blocks) -> tuple:
         ``(gradients, loss_value_or_None)``.
 
     Raises:
-        CheckError: a block is missing, has the wrong shape or is not numeric.
+        CheckError: a block is missing, has the wrong shape or is not numeric, or a key
+            fits two blocks (see :func:`grad_keys`).
     """
     loss_value = None
     if isinstance(out, (tuple, list)) and len(out) == 2:
@@ -242,19 +350,33 @@ def normalize_grad(out: Any, blocks: Blocks) -> tuple:
             f"(e.g. `{{'W1': dW1, ...}}` or the seeds' `{{'dW1': dW1, ...}}`) or a "
             f"`(loss, dict)` pair.")
     grads = {}
-    for name in blocks.names:
-        keys = [style.format(name) for style in GRAD_KEY_STYLES]
-        key = next((k for k in keys if k in out), None)
+    for name, key in grad_keys(out, blocks).items():
         if key is None:
+            keys = [style.format(name) for style in GRAD_KEY_STYLES]
             tried = ", ".join(f"`{k}`" for k in keys[:2])
             raise CheckError(
                 f"`grad` returned no gradient for block `{name}` (looked for {tried}); "
                 f"return one array per parameter block.")
-        arr = _to_numpy(out[key])
+        value = out[key]
+        shape = blocks.shapes[name]
+        if isinstance(value, np.ma.MaskedArray):
+            raise CheckError(
+                f"`grad` returned a masked array (`numpy.ma.MaskedArray`) for block `{name}`; "
+                f"its masked entries would be compared as if they were data: return a plain "
+                f"ndarray of shape {shape} (`np.ma.filled(d{name}, 0.0)`, or the values you "
+                f"mean).")
+        try:
+            arr = _to_numpy(value)
+        except Exception as exc:  # noqa: BLE001 - whatever the object raised, grad is at fault
+            text = str(exc).split("\n")[0]
+            what = ("a ragged nested sequence (rows of different lengths)"
+                    if "inhomogeneous" in text else
+                    f"something that is not an array ({type(exc).__name__}: {text})")
+            raise CheckError(f"`grad` returned {what} for block `{name}`; return an array of "
+                             f"the parameter's shape {shape}.") from None
         if arr.dtype.kind not in "biuf":
             raise CheckError(f"`grad` returned dtype {arr.dtype} for block `{name}`; "
                              f"return a real float array.")
-        shape = blocks.shapes[name]
         if arr.shape != shape:
             squeezed = [d for d in shape if d != 1] == [d for d in arr.shape if d != 1]
             hint = (" (`keepdims=True` in the sum keeps it)" if squeezed and arr.ndim < len(shape)

@@ -17,6 +17,8 @@ import numpy as np
 
 from ._check import check
 from ._errors import CheckError
+from ._inputs import array_subclass_error
+from ._prepare import settings
 from ._report import Report
 
 CHECK_OPTIONS = ("oracles", "tolerances", "case", "fd", "executor", "progress", "taylor",
@@ -25,6 +27,60 @@ CHECK_OPTIONS = ("oracles", "tolerances", "case", "fd", "executor", "progress", 
 
 def _is_block(value: Any) -> bool:
     return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+
+
+def _float_list(value: Any) -> bool:
+    """A list or tuple of floats (nested or not): an array the caller forgot to make one."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return False
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - ragged or odd: not an array, passed through
+        return False
+    return arr.dtype.kind == "f" and arr.ndim >= 1
+
+
+def _refuse_array_subclasses(value: Any, where: str, name: str) -> None:
+    """``np.matrix`` and masked arrays, anywhere in an input (settings dicts too)."""
+    problem = array_subclass_error(value, where, name)
+    if problem:
+        raise CheckError(problem)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_array_subclasses(v, f"{where}[{k!r}]", f"{name}[{k!r}]")
+    elif isinstance(value, (list, tuple)):
+        for j, v in enumerate(value):
+            _refuse_array_subclasses(v, f"{where}[{j}]", f"{name}[{j}]")
+
+
+def _validate_inputs(forward: Any, backward: Any, inputs: dict, wrt: Any) -> Optional[list]:
+    """Refuse, before any user code runs, inputs check_layer would misread; ``wrt`` as a
+    list (or None)."""
+    for which, fn in (("forward", forward), ("backward", backward)):
+        if not callable(fn):
+            raise CheckError(f"`{which}` must be callable, got {type(fn).__name__}; pass the "
+                             f"layer's functions, e.g. `check_layer(affine_forward, "
+                             f"affine_backward, x=x, w=w, b=b)`.")
+    given = wrt
+    if wrt is not None:
+        wrt = (None if isinstance(wrt, (str, bytes, Mapping)) or not hasattr(wrt, "__iter__")
+               else list(wrt))
+        if wrt is None or not all(isinstance(n, str) for n in wrt):
+            raise CheckError(f"`wrt` must be a list of input names such as ['x', 'w'], got "
+                             f"{given!r}.")
+    for name, value in inputs.items():
+        try:
+            _refuse_array_subclasses(value, f"input `{name}`", name)
+        except RecursionError:
+            raise CheckError(f"input `{name}` nests lists, tuples or dicts too deeply to copy "
+                             f"(or holds itself); pass it without cycles.") from None
+        if _float_list(value) and (wrt is None or name in wrt):
+            raise CheckError(
+                f"input `{name}` is a {type(value).__name__} of floats; check_layer checks the "
+                f"gradients of float ndarray inputs and passes other inputs through as they "
+                f"are, so `{name}` would not be checked: pass `np.asarray({name})`, or name the "
+                f"inputs to check with `wrt=[...]` to pass `{name}` through as it is.")
+    return wrt
 
 
 def _fresh(constants: dict) -> dict:
@@ -114,6 +170,42 @@ def _layer_gradient(forward: Callable, backward: Callable, names: list, arrays: 
     return grad
 
 
+def _upstream(forward: Callable, inputs: dict, dout: Any, seed: Any) -> np.ndarray:
+    """Run the forward once on the inputs; the given ``dout`` checked against its output,
+    or a seeded random one of the output's shape."""
+    try:
+        out = forward(**_fresh(inputs))
+    except Exception as exc:
+        raise CheckError(f"`forward` raised {type(exc).__name__} on the given inputs: {exc}; "
+                         f"check_layer needs a forward that runs on them (pass every input "
+                         f"by name, arrays as numpy arrays).") from exc
+    out = out[0] if isinstance(out, tuple) else out
+    try:
+        kind = np.asarray(out).dtype.kind
+    except Exception:  # noqa: BLE001 - ragged or odd: not an array
+        kind = "O"
+    if kind not in "biuf":
+        raise CheckError(f"`forward` returned {type(out).__name__} as its output; check_layer "
+                         f"needs `(out, cache)` with `out` a real array.")
+    if dout is None:
+        return np.random.default_rng(seed).standard_normal(np.shape(out))
+    problem = array_subclass_error(dout, "`dout`", "dout")
+    if problem:
+        raise CheckError(problem)
+    if not isinstance(dout, np.ndarray) or dout.dtype.kind not in "biuf":
+        raise CheckError(f"`dout` must be a real numpy array of the output's shape "
+                         f"{np.shape(out)}, got {type(dout).__name__}; pass "
+                         f"`np.asarray(dout, dtype=float)`.")
+    if not np.all(np.isfinite(dout)):
+        raise CheckError("`dout` holds NaN/Inf; pass a finite upstream gradient (or none: "
+                         "check_layer then draws a seeded random one).")
+    if np.shape(dout) != np.shape(out):
+        raise CheckError(f"`dout` has shape {np.shape(dout)} but the forward's output has "
+                         f"shape {np.shape(out)}; pass an upstream gradient of the output's "
+                         f"shape.")
+    return dout
+
+
 def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence[str]] = None,
                 seed: int = 0, dout: Optional[np.ndarray] = None, **inputs: Any) -> Report:
     """Check a layer's hand-written ``backward`` against its ``forward``.
@@ -136,8 +228,10 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
         A :class:`Report` whose blocks are named by the forward's argument names.
 
     Raises:
-        CheckError: an input is missing or not an array, or ``backward`` returns the wrong
-            number of gradients.
+        CheckError: an input is missing, is a ``np.matrix`` or a masked array, or is a list
+            of floats where an array is meant; an option is invalid; ``forward`` raises or
+            returns no array; ``dout`` does not fit the output; or ``backward`` returns the
+            wrong number of gradients.
 
     Example:
         >>> import numpy as np, crosscheck
@@ -152,6 +246,8 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
         True
     """
     options = {k: inputs.pop(k) for k in CHECK_OPTIONS if k in inputs}
+    wrt = _validate_inputs(forward, backward, inputs, wrt)
+    settings(seed=seed, **options)   # refuse bad options before any user code runs
     try:
         signature = inspect.signature(forward)
         order = [p.name for p in signature.parameters.values()
@@ -173,13 +269,7 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
                              f"checks the gradients of float array inputs ({', '.join(arrays)}).")
     params = {n: inputs[n] for n in names}
     constants = {k: v for k, v in inputs.items() if k not in params}
-    out = forward(**_fresh(inputs))
-    out = out[0] if isinstance(out, tuple) else out
-    if dout is None:
-        dout = np.random.default_rng(seed).standard_normal(np.shape(out))
-    elif np.shape(dout) != np.shape(out):
-        raise CheckError(f"`dout` has shape {np.shape(dout)} but the forward's output has shape "
-                         f"{np.shape(out)}; pass an upstream gradient of the output's shape.")
+    dout = _upstream(forward, inputs, dout, seed)
 
     grad = _layer_gradient(forward, backward, names, arrays, constants)
     loss = {"numpy": _layer_loss(forward, names, constants),

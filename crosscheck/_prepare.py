@@ -54,8 +54,12 @@ def validate_oracles(oracles: Any, where: Optional[str] = None) -> tuple:
                 or not all(isinstance(v, str) and v in registry.names() for v in oracles)):
             raise CheckError(f"{where}: `oracles` must be a non-empty list among "
                              f"{', '.join(registry.names())}, got {given!r}.")
+    if isinstance(oracles, (Mapping, bytes)) or not hasattr(oracles, "__iter__"):
+        raise CheckError(f"`oracles` must be a list of oracle names among "
+                         f"{', '.join(registry.names())} (or one comma-separated string), got "
+                         f"{type(given).__name__} {given!r}; pass e.g. `oracles=('fd', 'jax')`.")
     oracles = list(oracles)
-    unknown = [o for o in oracles if o not in registry.names()]
+    unknown = [o for o in oracles if not isinstance(o, str) or o not in registry.names()]
     if unknown or not oracles:
         raise CheckError(f"unknown oracle(s) {unknown or oracles!r}; choose from "
                          f"{', '.join(registry.names())}.")
@@ -69,13 +73,59 @@ def validate_fd(fd: Any, where: Optional[str] = None) -> Any:
     """
     if where is not None and isinstance(fd, str) and fd.isdigit():
         fd = int(fd)
-    if fd in ("auto", "all") or (isinstance(fd, int) and not isinstance(fd, bool) and fd > 0):
+    if isinstance(fd, np.integer):
+        fd = int(fd)
+    if (isinstance(fd, str) and fd in ("auto", "all")) or (
+            isinstance(fd, int) and not isinstance(fd, bool) and fd > 0):
         return fd
     if where is not None:
         raise CheckError(f"{where}: `fd` must be \"auto\", \"all\" or a positive integer "
                          f"(elements sampled per block), got {fd!r}.")
     raise CheckError(f"`fd` must be 'auto', 'all' or a positive int (elements sampled per "
                      f"block), got {fd!r}.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def validate_seed(seed: Any, where: Optional[str] = None) -> int:
+    """``seed``: a non-negative integer (numpy integers too); ``where`` names its source."""
+    if _is_int(seed) and seed >= 0:
+        return int(seed)
+    prefix = f"{where}: " if where is not None else ""
+    raise CheckError(f"{prefix}`seed` must be a non-negative integer, got "
+                     f"{type(seed).__name__} {seed!r}; it seeds every random choice of the "
+                     f"check, so that a run can be repeated: pass e.g. `seed=0`.")
+
+
+def validate_executor(executor: Any) -> Any:
+    """``executor``: ``None``, a ``concurrent.futures`` executor or a Dask client (anything
+    with a callable ``submit``)."""
+    if executor is None or callable(getattr(executor, "submit", None)):
+        return executor
+    hint = (" (a name is not an executor)" if isinstance(executor, str) else "")
+    raise CheckError(
+        f"`executor` must be a `concurrent.futures` executor or a Dask client, got "
+        f"{type(executor).__name__} {executor!r}{hint}; pass e.g. "
+        f"`concurrent.futures.ThreadPoolExecutor(4)`, or the client of a Dask cluster: "
+        f"`cluster, client = crosscheck.local_cluster(4)` then `executor=client`.")
+
+
+def _validate_case(case: Any) -> Optional[str]:
+    if case is None:
+        return None
+    if not isinstance(case, str):
+        raise CheckError(f"`case` must be a string naming the report (or None), got "
+                         f"{type(case).__name__} {case!r}; pass e.g. `case='mlp/relu'`.")
+    try:
+        case.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = case[exc.start:exc.end].encode("unicode_escape").decode("ascii")
+        raise CheckError(f"`case` {case!r} cannot be written as UTF-8 (it holds {bad}, a lone "
+                         f"surrogate), so no report could name it: pass a name of ordinary "
+                         f"characters.") from None
+    return case
 
 
 def settings(*, oracles: Sequence[str] = ("fd", "jax", "torch"),
@@ -87,11 +137,29 @@ def settings(*, oracles: Sequence[str] = ("fd", "jax", "torch"),
     names = validate_oracles(oracles)
     fd = validate_fd(fd)
     table = types.MappingProxyType(merged(tolerances))
-    if isinstance(rebind_modules, str) or not all(isinstance(m, str) and m for m in rebind_modules):
+    seed = validate_seed(seed)
+    case = _validate_case(case)
+    if batch is not None:
+        if not _is_int(batch) or batch < 1:
+            raise CheckError(f"`batch` must be the batch size m, a positive integer (or None to "
+                             f"guess it from the arguments), got {type(batch).__name__} "
+                             f"{batch!r}; pass e.g. `batch=X.shape[1]`.")
+        batch = int(batch)
+    for name, value, allowed in (("taylor", taylor, "True or False"),
+                                 ("progress", progress, "True, False or None (on a terminal)")):
+        if not (isinstance(value, (bool, np.bool_)) or (name == "progress" and value is None)):
+            raise CheckError(f"`{name}` must be {allowed}, got {type(value).__name__} "
+                             f"{value!r}.")
+    taylor = bool(taylor)
+    progress = None if progress is None else bool(progress)
+    executor = validate_executor(executor)
+    modules = (None if isinstance(rebind_modules, (str, bytes, Mapping))
+               or not hasattr(rebind_modules, "__iter__") else list(rebind_modules))
+    if modules is None or not all(isinstance(m, str) and m for m in modules):
         raise CheckError(f"`rebind_modules` must be a list of module names such as "
                          f"['sklearn.linear_model'], got {rebind_modules!r}.")
     return Settings(names, table, seed, case, batch, taylor, fd, executor, progress,
-                    tuple(rebind_modules))
+                    tuple(modules))
 
 
 @dataclass(frozen=True)
@@ -127,7 +195,8 @@ def prepare(loss: Any, grad: Any, params: Any, args: tuple, chosen: Settings) ->
                      f"{dt} rounding allowed (relative {hand_rtol[b]:.1e}).")
     work = blocks.copy()
     call = loss_caller(spec.numpy, work.as_dict(), args, spec.numpy(work.as_dict(), *args))
-    noise = measure_noise(call, work.flat, element_scales(blocks), f0, seed=chosen.seed)
+    noise = measure_noise(call, work.flat, element_scales(blocks), f0, seed=chosen.seed,
+                          progress=chosen.progress)
     if hand_loss is not None:
         value = scalar_loss(hand_loss, "as returned by `grad`")
         if abs(value - f0) > chosen.table["parity_rtol"] * abs(f0) + 1e3 * noise:

@@ -9,6 +9,34 @@ from typing import Optional
 MARK = {"ok": "ok", "wrong": "WRONG", "inconclusive": "??"}
 
 
+def visible(text, *, newlines: bool = True) -> str:
+    """``text`` safe for a terminal: every character that does not print (escape bytes,
+    carriage returns, bidirectional overrides, lone surrogates) shown as its Python escape,
+    ``\\x1b``, so that a block or case name can neither drive the terminal nor disguise
+    itself. Line breaks are kept when ``newlines`` (free text), escaped otherwise (names in
+    a table row)."""
+    text = str(text)
+    if text.isprintable() and "\n" not in text:
+        return text
+    return "".join(ch if ch.isprintable() or (newlines and ch == "\n")
+                   else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for ch in text)
+
+
+def _name(text) -> str:
+    return visible(text, newlines=False)
+
+
+def _free_text(text: str, report) -> str:
+    """One piece of free text (a diagnosis, a reason, a note, an oracle's error) made
+    :func:`visible`; the block and case names it quotes are escaped whole, line breaks in
+    them included."""
+    odd = [n for n in [*report.blocks, report.case or ""] if n and not n.isprintable()]
+    for name in sorted(odd, key=len, reverse=True):
+        text = text.replace(name, _name(name))
+    return visible(text)
+
+
 def _num(x: Optional[float]) -> str:
     if x is None:
         return "—"
@@ -32,15 +60,16 @@ def references_phrase(report) -> str:
 
 
 def headline(report) -> str:
-    name = f"{report.case}: " if report.case else ""
+    name = f"{_name(report.case)}: " if report.case else ""
     n = len(report.blocks)
     by = references_phrase(report)
     by = f" — {by}" if by else ""
     if report.flagged:
         return (f"{name}FLAGGED {len(report.flagged)} of {n} block(s): "
-                f"{', '.join(report.flagged)}{by}")
+                f"{', '.join(map(_name, report.flagged))}{by}")
     if report.inconclusive:
-        return (f"{name}no block flagged; inconclusive: {', '.join(report.inconclusive)}{by}")
+        return (f"{name}no block flagged; inconclusive: "
+                f"{', '.join(map(_name, report.inconclusive))}{by}")
     return f"{name}all {n} block(s) agree{by}"
 
 
@@ -61,7 +90,7 @@ def _rows(report) -> tuple:
     header = ["block", "shape", *oracles, *(["fd coverage"] if sampled else []), "verdict"]
     rows = []
     for block in report.blocks.values():
-        cells = [block.name, "×".join(map(str, block.shape)) or "()"]
+        cells = [_name(block.name), "×".join(map(str, block.shape)) or "()"]
         cells += [_num(block.difference.get(o)) for o in oracles]
         if sampled:
             cells.append(_coverage(block) or "—")
@@ -74,13 +103,13 @@ def _details(report) -> list:
     lines = []
     for block in report.blocks.values():
         if block.diagnosis is not None:
-            lines.append(f"  {block.name}: {block.diagnosis.text}")
+            lines.append(f"  {_name(block.name)}: {_free_text(block.diagnosis.text, report)}")
             for e in block.diagnosis.elements[:3]:
                 lines.append(f"      at {tuple(e['index'])}: hand {e['hand']:.6g}  "
                              f"{block.diagnosis.reference} {e['reference']:.6g}")
-            lines.append(f"      ({block.reason})")
+            lines.append(f"      ({_free_text(block.reason, report)})")
         elif block.verdict == "inconclusive" or block.odd or block.kinks or block.conventions:
-            lines.append(f"  {block.name}: {block.reason}")
+            lines.append(f"  {_name(block.name)}: {_free_text(block.reason, report)}")
     return lines
 
 
@@ -88,7 +117,7 @@ def _footer(report) -> list:
     lines = []
     for name, info in report.oracles.items():
         if info.error:
-            lines.append(f"  {name}: {info.error}")
+            lines.append(f"  {_name(name)}: {_free_text(info.error, report)}")
             continue
         parity = ""
         if info.parity is not None:
@@ -97,13 +126,13 @@ def _footer(report) -> list:
         lines.append(f"  {name}: {info.version}, {info.seconds:.3f} s{evals}{parity}")
     fw = ", ".join(f"{k} {v:.17g}" for k, v in report.forward.items() if v is not None)
     lines.append(f"  forward loss: {fw}")
-    orders = [f"{b.name} {b.taylor['order']:.2f}" for b in report.blocks.values()
+    orders = [f"{_name(b.name)} {b.taylor['order']:.2f}" for b in report.blocks.values()
               if b.taylor and b.taylor.get("order") is not None]
     if orders:
         lines.append(f"  Taylor remainder order (2 = consistent, 1 = wrong): {', '.join(orders)}")
     lines.append(f"  params {report.fingerprint}, seed {report.seed}, {report.seconds:.2f} s")
     for note in report.notes:
-        lines.append(f"  note: {note}")
+        lines.append(f"  note: {_free_text(note, report)}")
     return lines
 
 
@@ -117,7 +146,7 @@ def render_plain(report) -> str:
     if details:
         lines += ["", *details]
     lines += ["", *_footer(report)]
-    return "\n".join(lines)
+    return visible("\n".join(lines))   # names and free text are escaped where placed
 
 
 def render_rich(report):
@@ -125,18 +154,20 @@ def render_rich(report):
     from rich.table import Table
     from rich.text import Text
 
+    # every string reaches rich as a Text, never as console markup: a block named
+    # "[red]W" is shown as it is named
     header, rows = _rows(report)
-    table = Table(title=headline(report), title_justify="left")
+    table = Table(title=Text(headline(report)), title_justify="left")
     for h in header:
-        table.add_column(h, justify="right" if h not in ("block", "verdict") else "left")
+        table.add_column(Text(h), justify="right" if h not in ("block", "verdict") else "left")
     styles = {"ok": "green", "WRONG": "bold red", "??": "yellow"}
     for r in rows:
-        table.add_row(*r[:-1], Text(r[-1], style=styles[r[-1]]))
+        table.add_row(*(Text(c) for c in r[:-1]), Text(r[-1], style=styles[r[-1]]))
     parts = [table]
     details = _details(report)
     if details:
-        parts.append(Text("\n".join(details)))
-    parts.append(Text("\n".join(_footer(report)), style="dim"))
+        parts.append(Text(visible("\n".join(details))))
+    parts.append(Text(visible("\n".join(_footer(report))), style="dim"))
     return Group(*parts)
 
 

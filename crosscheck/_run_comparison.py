@@ -45,10 +45,14 @@ class RunComparison:
 
 
 def _index(reports: list) -> dict:
+    """``{case: report}``; a case that repeats is ``case #2``, ``case #3``, … (never
+    overwriting another case, even one literally named ``case #2``)."""
     out, seen = {}, {}
     for r in reports:
-        seen[r["case"]] = seen.get(r["case"], 0) + 1
-        key = r["case"] if seen[r["case"]] == 1 else f"{r['case']} #{seen[r['case']]}"
+        key = r["case"]
+        while key in out:
+            seen[r["case"]] = seen.get(r["case"], 1) + 1
+            key = f"{r['case']} #{seen[r['case']]}"
         out[key] = r
     return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,11 +127,72 @@ def run_document(outcomes, command: str, suite: Optional[Suite] = None) -> dict:
     return doc
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _report_problem(r: dict) -> Optional[str]:
+    """What in one report dict :mod:`crosscheck._run_comparison` could not read, or None."""
+    if "error" in r:
+        return None if isinstance(r["error"], str) else \
+            f"has `error` = {_short(r['error'])}, not a string"
+    ok, flagged = r.get("ok"), r.get("flagged")
+    if not isinstance(ok, bool):
+        return f"has `ok` = {_short(ok)}, not true or false" if "ok" in r else "has no `ok`"
+    if not isinstance(flagged, list) or not all(isinstance(b, str) for b in flagged):
+        return (f"has `flagged` = {_short(flagged)}, not a list of block names"
+                if "flagged" in r else "has no `flagged` list of block names")
+    if ok == bool(flagged):
+        return ("says `ok: true` but flags " + ", ".join(f"`{b}`" for b in flagged) if ok
+                else "says `ok: false` but flags no block")
+    oracles = r.get("oracles")
+    if oracles is not None:
+        if not isinstance(oracles, dict):
+            return f"has `oracles` = {_short(oracles)}, not an object"
+        for name, info in oracles.items():
+            if not isinstance(info, dict):
+                return f"has `oracles.{name}` = {_short(info)}, not an object"
+            seconds = info.get("seconds")
+            if seconds is not None and not (_is_number(seconds) and 0 <= seconds < float("inf")):
+                return (f"has `oracles.{name}.seconds` = {_short(seconds)}, not a "
+                        f"non-negative number of seconds")
+            if info.get("error") is not None and not isinstance(info["error"], str):
+                return f"has `oracles.{name}.error` = {_short(info['error'])}, not a string"
+    blocks = r.get("blocks")
+    if blocks is not None:
+        if not isinstance(blocks, dict):
+            return f"has `blocks` = {_short(blocks)}, not an object"
+        for name, block in blocks.items():
+            if not isinstance(block, dict):
+                return f"has `blocks.{name}` = {_short(block)}, not an object"
+            d = block.get("diagnosis")
+            if d is None:
+                continue
+            if not isinstance(d, dict):
+                return f"has `blocks.{name}.diagnosis` = {_short(d)}, not an object or null"
+            if not isinstance(d.get("kind"), str):
+                return f"has `blocks.{name}.diagnosis.kind` = {_short(d.get('kind'))}, not a string"
+            if d.get("factor") is not None and not _is_number(d["factor"]):
+                return (f"has `blocks.{name}.diagnosis.factor` = {_short(d['factor'])}, not a "
+                        f"number or null")
+    return None
+
+
 def read_run(path) -> list:
     """The report dicts of a run file (``run --json``) or of ``check --json`` output.
 
+    Every field the comparison reads is checked here (``ok``, ``flagged``, each oracle's
+    ``seconds`` and ``error``, each diagnosis's ``kind`` and ``factor``), so that a
+    hand-edited or truncated file is refused by name rather than read as a new failure.
+
     Raises:
-        CheckError: the file is missing, is not JSON, or holds no crosscheck reports.
+        CheckError: the file is missing, is not JSON, holds no crosscheck reports, or a
+            report lacks a field or holds a value of the wrong type.
     """
     path = Path(path)
     hint = "pass a file written by `crosscheck run --json` or `crosscheck check --json`"
@@ -140,6 +202,9 @@ def read_run(path) -> list:
         raise CheckError(f"cannot read `{path}`: {exc.strerror or exc}.") from exc
     except ValueError as exc:
         raise CheckError(f"`{path}` is not JSON ({exc}); {hint}.") from exc
+    except RecursionError:
+        raise CheckError(f"`{path}` nests arrays or objects too deeply to read; it is no "
+                         f"crosscheck run: {hint}.") from None
     if isinstance(data, dict) and data.get("schema") == SCHEMA:
         data = data.get("reports")
     elif isinstance(data, dict):
@@ -149,4 +214,55 @@ def read_run(path) -> list:
             and (("error" in r) or r.get("schema") == REPORT_SCHEMA) for r in data):
         raise CheckError(f"`{path}` holds no crosscheck run or reports (each needs a `case` "
                          f"and the schema `{REPORT_SCHEMA}` or an `error`); {hint}.")
+    for i, r in enumerate(data):
+        problem = _report_problem(r)
+        if problem:
+            raise CheckError(f"`{path}`: report {i + 1} (case {_short(r['case'])}) {problem}; "
+                             f"{hint}.")
     return data
+
+
+# --------------------------------------------------------------------------- runs in progress
+
+PartialState = Literal["running", "interrupted"]
+
+
+def partial_document(outcomes, command: str, suite: Optional[Suite] = None, *,
+                     state: PartialState = "running", current: Optional[str] = None,
+                     not_run=(), not_loaded=()) -> dict:
+    """The run file of a run that has not finished: :func:`run_document` of the cases done so
+    far, plus ``partial``, where the run stood.
+
+    ``partial`` is ``{"state", "current", "not_run", "not_loaded"}``. ``state`` is
+    ``"running"`` while the run goes on -- a file still in that state after the run is over
+    means the process died (a segfault, an out-of-memory kill), and ``current`` names the
+    case it was checking -- or ``"interrupted"`` (Ctrl-C). ``not_run`` lists the cases found
+    but not checked, ``current`` among them; ``not_loaded`` the targets not imported yet
+    (each names at least one case). A finished run's file has no ``partial``.
+    """
+    doc = run_document(outcomes, command, suite)
+    doc["partial"] = {"state": state, "current": current, "not_run": list(not_run),
+                      "not_loaded": list(not_loaded)}
+    return doc
+
+
+def write_atomically(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename, creating
+    the folder: whoever reads the file, and whatever kills this process, sees the old
+    content or the new, never half of it.
+
+    Raises:
+        OSError: the folder or the file cannot be written.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            temp.unlink()
+        except OSError:
+            pass
+        raise

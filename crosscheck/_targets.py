@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,17 +37,32 @@ def _load_file(path: Path):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:
+    except BaseException:   # SystemExit and Ctrl-C too: never keep a half-run module
         del sys.modules[name]
         raise
     return module
+
+
+def raised(exc: BaseException) -> str:
+    """What user code did, in words: ``RuntimeError: boom``, or for ``sys.exit(0)``
+    ``called sys.exit(0) at model.py:12`` -- an exit is not an answer, wherever it happens."""
+    if isinstance(exc, SystemExit):
+        where = ""
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames:
+            last = frames[-1]
+            where = f" at {Path(last.filename).name}:{last.lineno}"
+        return f"called sys.exit({exc.code!r}){where}"
+    return f"raised {type(exc).__name__}: {exc}"
 
 
 def load(target: str, base: str | os.PathLike | None = None) -> list:
     """The cases a target names, as :class:`Target` objects.
 
     Raises:
-        CheckError: the file, module or name does not exist, or does not name cases.
+        CheckError: the file, module or name does not exist, or does not name cases; or
+            importing it or calling its factory raised or exited (``sys.exit``). Only
+            ``KeyboardInterrupt`` passes through.
     """
     where, sep, attr = target.rpartition(":")
     if not sep or not where or not attr:
@@ -61,9 +77,13 @@ def load(target: str, base: str | os.PathLike | None = None) -> list:
             if str(Path(base or ".").resolve()) not in sys.path:
                 sys.path.insert(0, str(Path(base or ".").resolve()))
             module, source, stem = importlib.import_module(where), where, where.rsplit(".", 1)[-1]
-    except CheckError:
+    except (CheckError, KeyboardInterrupt):
         raise
-    except Exception as exc:
+    except SystemExit as exc:
+        raise CheckError(f"target `{target}`: importing it {raised(exc)}; a module that "
+                         f"defines cases must not exit when imported: put its script part "
+                         f"under `if __name__ == \"__main__\":`.") from exc
+    except BaseException as exc:  # noqa: BLE001 - whatever the module raises is its answer
         raise CheckError(f"target `{target}`: importing it raised {type(exc).__name__}: "
                          f"{exc}") from exc
     if not hasattr(module, attr):
@@ -75,9 +95,10 @@ def load(target: str, base: str | os.PathLike | None = None) -> list:
     if callable(value) and not isinstance(value, Case):
         try:
             value = value()
-        except Exception as exc:
-            raise CheckError(f"target `{target}`: calling `{attr}()` raised "
-                             f"{type(exc).__name__}: {exc}") from exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            raise CheckError(f"target `{target}`: calling `{attr}()` {raised(exc)}") from exc
     cases = [value] if isinstance(value, Case) else value
     try:
         cases = list(cases)

@@ -64,13 +64,47 @@ BUDGETS = {
 
 
 def merged(overrides: Mapping | None) -> dict:
+    """``DEFAULTS`` with ``overrides`` merged in, each value checked.
+
+    A tolerance is a finite, non-negative real number: ``nan`` compares false with
+    everything and ``inf`` lets everything through, so either would make the verdicts
+    meaningless without a word; a bool is a mistake for a number (``True`` would be 1.0).
+    numpy scalars (``np.float32(1e-6)``) are numbers like any other.
+
+    Raises:
+        CheckError: ``overrides`` is not a mapping, names an unknown tolerance, or holds a
+            value that is not a finite non-negative number.
+    """
+    if overrides is None:
+        return dict(DEFAULTS)
+    if not isinstance(overrides, Mapping):
+        shown = repr(overrides) if len(repr(overrides)) <= 40 else repr(overrides)[:37] + "..."
+        raise CheckError(f"`tolerances` must be a dict of overrides such as "
+                         f"`{{'fd_safety': 8.0}}`, got {type(overrides).__name__} {shown}; "
+                         f"name the tolerance each value is for.")
+    import numbers
+
     table = dict(DEFAULTS)
-    for key, value in (overrides or {}).items():
+    for key, value in overrides.items():
         if key not in DEFAULTS:
             raise CheckError(f"unknown tolerance `{key}`; known: {', '.join(sorted(DEFAULTS))}.")
-        if not isinstance(value, (int, float)) or value < 0:
-            raise CheckError(f"tolerance `{key}` must be a non-negative number, got {value!r}.")
-        table[key] = float(value)
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise CheckError(f"tolerance `{key}` must be a non-negative number, got "
+                             f"{type(value).__name__} {shown}; pass a number such as "
+                             f"{DEFAULTS[key]!r}.")
+        try:
+            number = float(value)
+        except OverflowError:   # an int beyond float64's range
+            number = float("inf")
+        if not np.isfinite(number):
+            raise CheckError(f"tolerance `{key}` must be a finite number, got {shown}: a "
+                             f"nan tolerance flags everything and an infinite one passes "
+                             f"everything; pass a number such as {DEFAULTS[key]!r}.")
+        if number < 0:
+            raise CheckError(f"tolerance `{key}` must be a non-negative number, got {shown}; "
+                             f"pass a number such as {DEFAULTS[key]!r}.")
+        table[key] = number
     return table
 
 

@@ -294,3 +294,15 @@ def test_a_broken_run_file_fails_validation(run_file, breakage):
     doc = copy.deepcopy(run_file)
     RUN_BREAKAGES[breakage](doc)
     assert _errors("run-1", doc), f"{breakage} was accepted"
+
+
+def test_a_partial_run_file_is_valid_and_says_where_the_run_stood():
+    """A run cut short leaves a run file with `partial`; the schema knows it."""
+    from crosscheck._run_file import partial_document
+
+    doc = partial_document([], "crosscheck run", state="interrupted", current="m.py:b",
+                           not_run=["m.py:b"], not_loaded=["n.py:cases"])
+    validator("run-1").validate(json.loads(json.dumps(doc)))
+    bad = dict(doc, partial={**doc["partial"], "state": "halfway"})
+    with pytest.raises(jsonschema.ValidationError):
+        validator("run-1").validate(bad)

@@ -48,11 +48,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 
 from .._inputs import Blocks
-from .._progress import Progress
+from .._progress import Progress, as_progress
 from .._tolerances import BUDGETS, DEFAULTS
 from ._base import OracleResult, Problem, Request
 
@@ -98,7 +99,8 @@ def loss_caller(loss, params: dict, args: tuple, sample):
 
 
 def measure_noise(call, flat: np.ndarray, scale: np.ndarray, f0: float, seed: int = 0,
-                  directions: int = NOISE_DIRECTIONS) -> float:
+                  directions: int = NOISE_DIRECTIONS,
+                  progress: Union[Progress, Optional[bool]] = False) -> float:
     """Rounding noise of the loss at θ, from high-order differences along short rays.
 
     Along a seeded random direction ``d`` (element ``i`` scaled by its scale), the loss is
@@ -108,7 +110,8 @@ def measure_noise(call, flat: np.ndarray, scale: np.ndarray, f0: float, seed: in
     errors of deviation σ, ``E[(Δ⁶J)²] = C(12, 6) σ²``. Each ray stays on one side of ``θ``,
     so a kink *at* the check point (a ReLU pre-activation exactly 0) does not count as noise;
     the median over rays discards one that crosses a kink nearby. The noise is ``3σ``, at
-    least ``ε·|J|``.
+    least ``ε·|J|``. The ``16 · directions`` evaluations run as the progress stage ``noise``
+    (``progress``: a :class:`Progress`, or the ``progress=`` setting of ``check``).
 
     References:
         J. J. Moré and S. M. Wild, "Estimating computational noise", SIAM J. Sci. Comput.
@@ -117,17 +120,20 @@ def measure_noise(call, flat: np.ndarray, scale: np.ndarray, f0: float, seed: in
     rng = np.random.default_rng(seed)
     base = flat.copy()
     sigmas = []
+    bar = as_progress(progress)
     try:
-        for _ in range(directions):
-            d = NOISE_PROBE * scale * rng.choice((-1.0, 1.0), size=flat.size)
-            for side in (1.0, -1.0):
-                values = []
-                for j in range(1, 9):
-                    flat[:] = base + side * j * d
-                    values.append(call())
-                sixth = np.diff(np.array(values), n=6)
-                if np.all(np.isfinite(sixth)):
-                    sigmas.append(float(np.sqrt(np.mean(sixth ** 2) / 924.0)))
+        with bar.stage(2 * 8 * directions, "noise"):
+            for _ in range(directions):
+                d = NOISE_PROBE * scale * rng.choice((-1.0, 1.0), size=flat.size)
+                for side in (1.0, -1.0):
+                    values = []
+                    for j in range(1, 9):
+                        flat[:] = base + side * j * d
+                        values.append(call())
+                        bar.evaluated(1)
+                    sixth = np.diff(np.array(values), n=6)
+                    if np.all(np.isfinite(sixth)):
+                        sigmas.append(float(np.sqrt(np.mean(sixth ** 2) / 924.0)))
     finally:
         flat[:] = base
     sigma = float(np.median(sigmas)) if sigmas else 0.0
@@ -192,8 +198,7 @@ class Engine:
                     flat[i] = xm[k]
                     fm[k] = call()
                     flat[i] = x0[k]
-                    if not k & 255:
-                        tick(256)
+                    tick(1)
             finally:
                 flat[index] = x0
         self.evaluations += 2 * index.size
@@ -207,7 +212,8 @@ class Engine:
         pass, so this assumes a third derivative no larger than the gradient's scale in units
         of the step; elements that disagree beyond it are refined anyway.
         """
-        fp, fm, width = self.centered(index, rel_step)
+        with self.progress.stage(2 * index.size, "centered differences"):
+            fp, fm, width = self.centered(index, rel_step)
         with np.errstate(invalid="ignore", over="ignore"):
             value = (fp - fm) / width
             error = 2.0 * self.noise / width
@@ -223,7 +229,8 @@ class Engine:
         ``grad_scale`` is, per index, the size of the block's gradient: a gap jump below
         ``KINK_RTOL`` of it is treated as smooth.
         """
-        rungs = [self.centered(index, LADDER_STEP / 2 ** k) for k in range(RUNGS)]
+        with self.progress.stage(2 * RUNGS * index.size, "refinement"):
+            rungs = [self.centered(index, LADDER_STEP / 2 ** k) for k in range(RUNGS)]
         value, error, kink, left, right = _extrapolate(rungs, self.f0, self.noise, grad_scale)
         return Ladder(index, value, error, kink, np.minimum(left, right), np.maximum(left, right))
 
@@ -239,6 +246,7 @@ class Engine:
                 fp = self.call()
                 flat[sl] = base - h * direction
                 fm = self.call()
+                self.progress.evaluated(2)
                 rungs.append((np.array([fp]), np.array([fm]), np.array([2.0 * h])))
         finally:
             flat[sl] = base
@@ -324,8 +332,7 @@ def run(problem: Problem, request: Request = Request()) -> OracleResult:
     index, directions, note = select(problem, blocks, request)
     value = np.full(blocks.size, np.nan)
     error = np.full(blocks.size, np.inf)
-    with engine.progress.stage(2 * index.size, "centered differences"):
-        value[index], error[index] = engine.first_pass(index)
+    value[index], error[index] = engine.first_pass(index)
     cover = np.zeros(blocks.size, bool)
     cover[index] = True
     grads, errors, covered = {}, {}, {}
@@ -337,13 +344,15 @@ def run(problem: Problem, request: Request = Request()) -> OracleResult:
     dirs = {}
     if directions:
         rng = np.random.default_rng(problem.options.get("seed", 0) + 11)
-        for name in blocks.names:
-            sl = blocks.slices[name]
-            dirs[name] = []
-            for _ in range(directions):
-                d = rng.standard_normal(sl.stop - sl.start)
-                d *= engine.scale[sl] / (np.linalg.norm(d) / np.sqrt(d.size))
-                dirs[name].append((d,) + engine.directional(sl, d))
+        total = 2 * RUNGS * directions * len(blocks.names)
+        with engine.progress.stage(total, "directional derivatives"):
+            for name in blocks.names:
+                sl = blocks.slices[name]
+                dirs[name] = []
+                for _ in range(directions):
+                    d = rng.standard_normal(sl.stop - sl.start)
+                    d *= engine.scale[sl] / (np.linalg.norm(d) / np.sqrt(d.size))
+                    dirs[name].append((d,) + engine.directional(sl, d))
     return OracleResult(
         NAME, version=version(), grads=grads, errors=errors, covered=covered,
         forward=problem.loss_value, seconds=time.perf_counter() - start,
