@@ -245,8 +245,12 @@ def rewritten_code(fn: types.FunctionType):
 
 
 # ------------------------------------------------------------------ run time
-def _is_framework_array(value):
-    return hasattr(value, "at") and hasattr(value, "aval") or hasattr(value, "tensor")
+def _is_jax(value) -> bool:
+    return hasattr(value, "at") and hasattr(value, "aval")
+
+
+def _is_torch_layer(value) -> bool:
+    return hasattr(value, "tensor")
 
 
 def setitem(target, index, value, op=None):
@@ -258,7 +262,7 @@ def setitem(target, index, value, op=None):
     """
     if op is not None:
         value = op(target[index], value)
-    if hasattr(target, "at") and hasattr(target, "aval") or _jax_value_into_numpy(target, value):
+    if _is_jax(target) or (type(target).__module__ == "numpy" and _is_jax(value)):
         import jax.numpy as jnp
 
         target = jnp.asarray(target)
@@ -266,7 +270,7 @@ def setitem(target, index, value, op=None):
         if mask is not None and mask.shape == target.shape and jnp.ndim(value) == 0:
             return jnp.where(mask, value, target)  # also traceable under jit
         return target.at[index].set(value)
-    if hasattr(target, "tensor") or (hasattr(value, "tensor") and type(target).__module__ == "numpy"):
+    if _is_torch_layer(target) or (type(target).__module__ == "numpy" and _is_torch_layer(value)):
         from ._torch_numpy import layer, wrap
 
         copy = layer().ndarray(wrap(target).tensor.clone())
@@ -276,13 +280,9 @@ def setitem(target, index, value, op=None):
     return target
 
 
-def _jax_value_into_numpy(target, value):
-    return type(target).__module__ == "numpy" and hasattr(value, "aval")
-
-
 def inplace(target, value, op):
     """``target op= value``: a new array for the framework's arrays, Python's own rule otherwise."""
-    if hasattr(target, "tensor") or hasattr(target, "aval"):
+    if _is_torch_layer(target) or _is_jax(target):
         name = op[1:]
         return getattr(operator, name + "_" if name in ("and", "or") else name)(target, value)
     return getattr(operator, op)(target, value)
@@ -291,12 +291,12 @@ def inplace(target, value, op):
 def ufunc_at(ufunc, target, index, value=None):
     """``ufunc.at(target, index, value)``, returning the updated target (new for framework arrays)."""
     name = getattr(ufunc, "__name__", "")
-    if hasattr(target, "at") and hasattr(target, "aval"):
+    if _is_jax(target):
         at = target.at[index]
         value = 1 if value is None else value
         return {"add": at.add, "subtract": lambda v: at.add(-v), "multiply": at.multiply,
                 "maximum": at.max, "minimum": at.min}[name](value)
-    if hasattr(target, "tensor"):
+    if _is_torch_layer(target):
         from ._torch_numpy import layer
 
         target = layer().ndarray(target.tensor.clone())
