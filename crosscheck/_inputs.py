@@ -119,6 +119,16 @@ def make_blocks(values: Mapping[str, np.ndarray], names: list) -> Blocks:
     return Blocks(list(names), shapes, slices, flat, views)
 
 
+def refuse_unencodable(text: str, what: str, consequence: str) -> None:
+    """Refuse a name that cannot be written as UTF-8 (a lone surrogate): no report could hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start:exc.end].encode("unicode_escape").decode("ascii")
+        raise CheckError(f"{what} cannot be written as UTF-8 (it holds {bad}, a lone "
+                         f"surrogate), {consequence}") from None
+
+
 def prepare_params(params: Any) -> Blocks:
     """Validate ``params`` and return private float64 copies of its blocks.
 
@@ -134,14 +144,8 @@ def prepare_params(params: Any) -> Blocks:
         if not isinstance(name, str):
             raise CheckError(f"parameter block names must be strings, got {name!r}; "
                              f"name every block, e.g. `{{'W1': W1}}`.")
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = name[exc.start:exc.end].encode("unicode_escape").decode("ascii")
-            raise CheckError(
-                f"parameter block name {name!r} cannot be written as UTF-8 (it holds {bad}, a "
-                f"lone surrogate), so no report could name the block: name it with ordinary "
-                f"characters.") from None
+        refuse_unencodable(name, f"parameter block name {name!r}",
+                           "so no report could name the block: name it with ordinary characters.")
         arr = _as_array(value, f"block `{name}`", name)
         if arr.dtype.kind not in "biuf":
             raise CheckError(

@@ -18,7 +18,8 @@ import numpy as np
 
 from . import oracles as registry
 from ._errors import CheckError
-from ._inputs import Blocks, Loss, prepare_args, prepare_loss, prepare_params, scalar_loss
+from ._inputs import (Blocks, Loss, prepare_args, prepare_loss, prepare_params, refuse_unencodable,
+                      scalar_loss)
 from ._tolerances import merged
 from ._user_calls import base_loss, hand_gradient
 from .oracles import Problem
@@ -118,13 +119,8 @@ def _validate_case(case: Any) -> Optional[str]:
     if not isinstance(case, str):
         raise CheckError(f"`case` must be a string naming the report (or None), got "
                          f"{type(case).__name__} {case!r}; pass e.g. `case='mlp/relu'`.")
-    try:
-        case.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = case[exc.start:exc.end].encode("unicode_escape").decode("ascii")
-        raise CheckError(f"`case` {case!r} cannot be written as UTF-8 (it holds {bad}, a lone "
-                         f"surrogate), so no report could name it: pass a name of ordinary "
-                         f"characters.") from None
+    refuse_unencodable(case, f"`case` {case!r}",
+                       "so no report could name it: pass a name of ordinary characters.")
     return case
 
 
