@@ -20,9 +20,8 @@ from ._kinks import (autodiff_conventions, fd_second_candidates, fd_second_conve
                      fd_second_point, nudged_comparison, valid_between)
 from ._prepare import Prepared
 from ._references import References
-from ._refine import Refinement
+from ._refine import FD, Refinement
 
-FD = "fd"
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,15 @@ from typing import Mapping
 
 import numpy as np
 
+from . import oracles
 from ._agreement import BlockAgreement
 from ._difference import relative_difference
 from ._judge import Judged
 from ._prepare import Prepared
 from ._references import References
-from ._refine import Refinement
+from ._refine import FD, Refinement
 from ._report import Block, OracleInfo, Report
 
-FD = "fd"
 
 
 def oracle_infos(refs: References, refinement: Refinement) -> dict:
@@ -90,7 +90,7 @@ def assemble(prep: Prepared, refs: References, refinement: Refinement, blocks: M
     blocks = {b: (dataclasses.replace(blk, taylor={"order": taylor[b]["order"]}) if b in taylor
                   else blk) for b, blk in blocks.items()}
     forward = {"numpy": prep.f0}
-    forward.update({n: r.forward for n, r in refs.results.items() if n in _autodiff()})
+    forward.update({n: r.forward for n, r in refs.results.items() if n in oracles.autodiff()})
     chosen = prep.settings
     options = {"oracles": list(chosen.oracles), "seed": chosen.seed, "taylor": chosen.taylor,
                "refined_evaluations": refinement.ladder_evaluations}
@@ -99,8 +99,3 @@ def assemble(prep: Prepared, refs: References, refinement: Refinement, blocks: M
                   seconds=seconds, seed=chosen.seed, noise=prep.noise,
                   tolerances={**chosen.table, "autodiff_rtol_effective": refs.tol.ad_rtol},
                   options=options)
-
-
-def _autodiff() -> tuple:
-    from . import oracles
-    return oracles.autodiff()

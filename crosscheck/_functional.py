@@ -105,19 +105,15 @@ def _root(target):
 
 
 def _load(node):
-    node = _copy(node)
+    node = copy.deepcopy(node)
     for child in ast.walk(node):
         if hasattr(child, "ctx"):
             child.ctx = ast.Load()
     return node
 
 
-def _copy(node):
-    return copy.deepcopy(node)
-
-
 def _store(node):
-    node = _copy(node)
+    node = copy.deepcopy(node)
     node.ctx = ast.Store()
     return node
 

@@ -19,10 +19,9 @@ from ._diagnose import diagnose
 from ._inputs import batch_size
 from ._prepare import Prepared
 from ._references import References
-from ._refine import Refinement
+from ._refine import FD, Refinement
 from ._verdict import Judgement, judge
 
-FD = "fd"
 
 
 @dataclass(frozen=True)

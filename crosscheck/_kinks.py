@@ -31,6 +31,7 @@ from ._prepare import Prepared
 from ._references import References
 from ._user_calls import hand_gradient
 from .oracles import Problem
+from .oracles._fd import NAME as FD
 from .oracles._fd import element_scales
 
 
@@ -89,7 +90,7 @@ def fd_second_point(prep: Prepared, refs: References, index: np.ndarray) -> dict
     problem, blocks, tol = prep.problem, prep.blocks, refs.tol
     f0 = float(np.asarray(problem.loss.numpy(moved.copy().as_dict(), *problem.args)).reshape(()))
     options = {**problem.options, "executor": None, "progress": False}
-    refiner = registry.refiner("fd", Problem(problem.loss, moved, problem.args, f0, problem.noise,
+    refiner = registry.refiner(FD, Problem(problem.loss, moved, problem.args, f0, problem.noise,
                                              options))
     values = np.full(blocks.size, np.nan)
     errors = np.full(blocks.size, np.inf)
@@ -112,7 +113,7 @@ def fd_second_candidates(prep: Prepared, refs: References, refinement) -> np.nda
     for b in blocks.names:
         values, errors, kink = refinement.values[b], refinement.errors[b], refinement.kink[b]
         mask = np.isfinite(errors) & ~kink
-        t = tol.fd(values, errors, mask) + tol.autodiff(values, refs.s_all["fd"])
+        t = tol.fd(values, errors, mask) + tol.autodiff(values, refs.s_all[FD])
         suspect = kink | compare(prep.hand[b], values, t, mask).mismatch
         candidates.append(np.flatnonzero(suspect) + blocks.slices[b].start)
     return np.concatenate(candidates)

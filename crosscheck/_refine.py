@@ -22,8 +22,7 @@ from ._difference import compare
 from ._prepare import Prepared
 from ._references import References
 from ._tolerances import BUDGETS
-
-FD = "fd"   # the centered-difference oracle's name
+from .oracles._fd import NAME as FD   # the centered-difference oracle's name
 
 
 @dataclass(frozen=True)

@@ -95,15 +95,6 @@ def unwrap(value):
     return value if tensor is None else tensor
 
 
-def wrap_all(value):
-    """:func:`wrap`, also inside dicts, lists and tuples (an argument's nested arrays)."""
-    if isinstance(value, dict):
-        return {k: wrap_all(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and value.__class__ in (list, tuple):
-        return value.__class__(wrap_all(v) for v in value)
-    return wrap(value)
-
-
 def constant(a):
     """A numpy array the loss reaches (argument, global, closure, attribute) as the layer's ndarray.
 

@@ -19,6 +19,7 @@ Every object here is frozen: no stage edits another's output.
 
 from __future__ import annotations
 
+import contextlib
 import types
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Protocol, runtime_checkable
@@ -154,18 +155,16 @@ def framework_loss(problem: Problem, framework: str, functional: bool = False):
     return run_rebound(fn, framework, functional), False
 
 
+@contextlib.contextmanager
 def library_scope(problem: Problem):
     """Within: the library modules named in ``rebind_modules`` count as the user's code."""
     from .._user_code import OPTED_IN
 
-    class _Scope:
-        def __enter__(self):
-            self.token = OPTED_IN.set(tuple(problem.options.get("rebind_modules", ())))
-
-        def __exit__(self, *exc):
-            OPTED_IN.reset(self.token)
-
-    return _Scope()
+    token = OPTED_IN.set(tuple(problem.options.get("rebind_modules", ())))
+    try:
+        yield
+    finally:
+        OPTED_IN.reset(token)
 
 
 def explain_failure(exc: BaseException, framework: str, problem: Problem) -> str:
