@@ -17,7 +17,7 @@ import numpy as np
 from . import oracles as registry
 from ._difference import compare
 from ._kinks import (autodiff_conventions, fd_second_candidates, fd_second_conventions,
-                     fd_second_point, nudged_comparison, valid_between)
+                     fd_second_point, mirror_gaps, nudged_comparison, valid_between)
 from ._prepare import Prepared
 from ._references import References
 from ._refine import FD, Refinement
@@ -35,6 +35,9 @@ class BlockAgreement:
     between: Mapping       # (p, q) -> Comparison(reference p, reference q)
     conventions: int       # kink elements where the hand picked another valid value
     hidden: int            # elements wrong only just off the ties
+    outside: int = 0       # tie elements past the valid set (one tied sample): wrong
+    unbounded: int = 0     # tie elements past the one-sided derivatives where several tied
+                           # samples may widen the valid set: cannot be vouched for
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,19 @@ class _Context:
     ties: bool
     nudge: Optional[dict]
     fd_second: Optional[dict]
+    gaps: "_MirrorGaps"
+
+
+class _MirrorGaps:
+    """:func:`crosscheck._kinks.mirror_gaps` of one reference and block, asked for only when
+    a hand value at a tie lies past the one-sided derivatives."""
+
+    def __init__(self, prep: Prepared):
+        self.prep = prep
+
+    def of(self, name: str, block: str):
+        start = self.prep.blocks.slices[block].start
+        return lambda index: mirror_gaps(self.prep, name, index + start)
 
 
 def _context(prep: Prepared, refs: References, refinement: Refinement) -> _Context:
@@ -57,7 +73,7 @@ def _context(prep: Prepared, refs: References, refinement: Refinement) -> _Conte
         index = fd_second_candidates(prep, refs, refinement)
         if index.size:
             fd_second = fd_second_point(prep, refs, index)
-    return _Context(ties, nudge, fd_second)
+    return _Context(ties, nudge, fd_second, _MirrorGaps(prep))
 
 
 def _references(b: str, prep: Prepared, refs: References, refinement: Refinement) -> tuple:
@@ -80,7 +96,8 @@ def _block(b: str, prep: Prepared, refs: References, refinement: Refinement,
     values, tols, masks = _references(b, prep, refs, refinement)
     hand, tol, autodiff = prep.hand[b], refs.tol, registry.autodiff()
     kink, lower, upper = refinement.kink[b], refinement.lower[b], refinement.upper[b]
-    vs, conventions, hidden = {}, 0, 0
+    vs, conventions, hidden, outside, unbounded = {}, 0, 0, 0, 0
+    table = prep.settings.table
     for n in values:
         t = tols[n] + tol.autodiff(values[n], refs.s_all[n])
         if b in prep.hand_rtol:
@@ -88,11 +105,18 @@ def _block(b: str, prep: Prepared, refs: References, refinement: Refinement,
         c = compare(hand, values[n], t, masks[n])
         if n in autodiff and context.ties:
             off = (context.nudge or {}).get(n, {}).get(b)
-            c, conv, hid = autodiff_conventions(hand, values[n], t, masks[n], c, off, kink, lower, upper)
+            c, conv, hid, out, unb = autodiff_conventions(
+                hand, values[n], t, masks[n], c, off, kink, lower, upper, table,
+                context.gaps.of(n, b))
             conventions, hidden = max(conventions, conv), max(hidden, hid)
+            outside, unbounded = max(outside, out), max(unbounded, unb)
         if n == FD and context.fd_second is not None and b in context.fd_second:
-            c, conv = fd_second_conventions(hand, values[n], t, masks[n], context.fd_second[b], kink)
+            tie_t = tol.autodiff(values[n], refs.s_all[n])
+            c, conv, out, unb = fd_second_conventions(
+                hand, values[n], t, masks[n], context.fd_second[b], kink, lower, upper, tie_t,
+                table, context.gaps.of(n, b))
             conventions = max(conventions, conv)
+            outside, unbounded = max(outside, out), max(unbounded, unb)
         vs[n] = c
     between = {}
     names = list(values)
@@ -105,7 +129,7 @@ def _block(b: str, prep: Prepared, refs: References, refinement: Refinement,
             between[(p, q)] = compare(values[p], values[q], t, mask)
     freeze = types.MappingProxyType
     return BlockAgreement(freeze(values), freeze(tols), freeze(masks), freeze(vs), freeze(between),
-                          conventions, hidden)
+                          conventions, hidden, outside, unbounded)
 
 
 def agreement(prep: Prepared, refs: References, refinement: Refinement) -> Mapping:

@@ -52,7 +52,7 @@ def resolution(j: Judgement, deciding: list, agreement: BlockAgreement, hand: np
     # per element, the smallest relative error the comparison could see; the block's
     # resolution is the median over elements with a gradient (a few elements near a kink
     # with wide error estimates do not blind the rest)
-    mask = ~np.isnan(agreement.vs[FD].ratio)
+    mask = ~np.isnan(agreement.vs[FD].ratio) & agreement.masks[FD]   # (ties: decided elsewhere)
     size = np.abs(hand[mask]) + np.abs(agreement.refs[FD][mask])
     rel = agreement.tols[FD][mask][size > 0] / size[size > 0]
     value = float(np.median(rel)) if rel.size else 0.0
@@ -80,8 +80,24 @@ def _reason(j: Judgement, agreement: BlockAgreement, kinks: int) -> str:
                    f"at the check point itself")
     if agreement.conventions:
         reason += (f"; at {agreement.conventions} kink element(s) the hand-written value is another "
-                   f"valid subgradient than autodiff's (a convention, not an error)")
+                   f"valid subgradient than the references' (a convention, not an error)")
+    if agreement.outside:
+        reason += (f"; at {agreement.outside} kink element(s) the hand-written value lies outside "
+                   f"the subdifferential (past both one-sided derivatives): not a valid subgradient")
     return reason
+
+
+def unbounded(j: Judgement, agreement: BlockAgreement) -> Judgement:
+    """An ``ok`` that rests on tie elements past the one-sided derivatives where several tied
+    samples meet is not a proof: their choices may span that value, or may not. Say so."""
+    if j.verdict != "ok" or not agreement.unbounded:
+        return j
+    return dataclasses.replace(
+        j, verdict="inconclusive",
+        reason=(j.reason + f"; but at {agreement.unbounded} kink element(s) the hand-written value "
+                f"lies past both one-sided derivatives where several tied samples meet — it may "
+                f"be a valid mix of their subgradients or an error: check at a point without "
+                f"ties"))
 
 
 def judge_block(b: str, prep: Prepared, refs: References, refinement: Refinement,
@@ -95,6 +111,7 @@ def judge_block(b: str, prep: Prepared, refs: References, refinement: Refinement
     j = judge(dict(agreement.vs), dict(agreement.between), deciding, nonfinite)
     covered = refinement.covered[b] if refinement.covered is not None else None
     j = resolution(j, deciding, agreement, hand, prep.settings.table, covered)
+    j = unbounded(j, agreement)
     diagnosis = mismatch = None
     if j.verdict == "wrong" and j.consensus:
         c, name = agreement.vs[j.consensus], j.consensus

@@ -47,6 +47,8 @@ DEFAULTS = {
     "nudge": 1e-6,          # ties: autodiff's second check point, a relative move off the kinks
     "fd_nudge": 1e-2,       # ties, fd alone: the second point moves this far ...
     "fd_second_step": 1e-6,  # ... and its stencil spans this: ten thousand times less
+    "subgradient_margin": 1e-3,  # ties: a hand value this far (relative) past the one-sided
+                                 # derivatives is outside the subdifferential
 }
 
 #: How much centered differences may spend (counts, not tolerances: a bigger budget never makes
@@ -60,6 +62,8 @@ BUDGETS = {
     "focus_cap": 256,          # elements per block where hand ≠ autodiff that fd looks at, worst first
     "refine_cap": 4096,        # elements refined per block
     "executor_min": 256,       # fewer elements than this run in-process even with an executor
+    "mirror_pairs": 4,         # ties: mirrored moves that tell one tied sample from several
+    "mirror_elements": 16,     # ties: elements per block given those moves (one wrong flags it)
 }
 
 

@@ -148,7 +148,7 @@ class Ladder:
     value: np.ndarray
     error: np.ndarray
     kink: np.ndarray
-    lower: np.ndarray   # one-sided differences at the smallest step (the subgradient interval)
+    lower: np.ndarray   # one-sided derivatives, each side's error included (the subgradient interval)
     upper: np.ndarray
 
 
@@ -232,7 +232,7 @@ class Engine:
         with self.progress.stage(2 * RUNGS * index.size, "refinement"):
             rungs = [self.centered(index, LADDER_STEP / 2 ** k) for k in range(RUNGS)]
         value, error, kink, left, right = _extrapolate(rungs, self.f0, self.noise, grad_scale)
-        return Ladder(index, value, error, kink, np.minimum(left, right), np.maximum(left, right))
+        return Ladder(index, value, error, kink, left, right)
 
     def directional(self, sl: slice, direction: np.ndarray) -> tuple:
         """``(value, error, kink)``: the derivative of the loss along ``direction`` within block
@@ -272,9 +272,14 @@ def _extrapolate(rungs: list, f0: float, noise: float, grad_scale: np.ndarray) -
         error = errs[best, cols]
         jump = np.max([np.abs(gap[k] - 2.0 * gap[k + 1]) for k in range(RUNGS - 1)], axis=0)
         kink = jump > 64.0 * noise / half[-1] + KINK_RTOL * grad_scale
-        fp, fm, _ = rungs[-1]
-        right = (fp - f0) / half[-1]
-        left = (f0 - fm) / half[-1]
+        # one-sided differences at the two smallest steps, extrapolated (their O(h) terms
+        # cancel), each widened by its own error so the interval holds the true derivatives
+        (fp, fm, _), (fp2, fm2, _) = rungs[-1], rungs[-2]
+        r1, r2 = (fp - f0) / half[-1], (fp2 - f0) / half[-2]
+        l1, l2 = (f0 - fm) / half[-1], (f0 - fm2) / half[-2]
+        right, left = 2.0 * r1 - r2, 2.0 * l1 - l2
+        sided = np.maximum(np.abs(r1 - r2), np.abs(l1 - l2)) + 4.0 * noise / half[-1]
+        left, right = np.minimum(left, right) - sided, np.maximum(left, right) + sided
     error[~np.isfinite(value)] = np.inf
     return value, error, kink, left, right
 
