@@ -1,12 +1,15 @@
 """The command line: ``crosscheck check TARGET…``, ``crosscheck run``, ``crosscheck compare``.
 
-``check`` and ``run`` exit 0 when every block agrees, 1 when some block is flagged, 2 when a
-case could not be checked (bad target, bad input, user code that raised or exited, a worker
-that died under ``--isolate``), 130 when interrupted (Ctrl-C; the finished cases are saved).
+``check`` and ``run`` exit 0 when every case agrees (every block vouched for), 1 when some
+block is flagged, 2 when a case could not be checked (bad target, bad input, user code that
+raised or exited, a worker that died under ``--isolate``), 3 when no block is flagged but some
+case is inconclusive (``--allow-inconclusive`` makes that 0), 130 when interrupted (Ctrl-C;
+the finished cases are saved). When several apply, the gravest wins: 2, then 1, then 3.
 ``--json FILE`` is rewritten after every case, marked ``partial`` until the run ends, so a run
 killed outright leaves every finished case on disk. ``compare`` exits 1 when something fails
-that did not before, 0 otherwise, 2 on unreadable input. Neither jax nor torch is imported
-before a check needs it; matplotlib only when an HTML report is written.
+that did not before, 3 when nothing does but a case is newly inconclusive, 0 otherwise, 2 on
+unreadable input. Neither jax nor torch is imported before a check needs it; matplotlib only
+when an HTML report is written.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from ._run_file import Outcome, summary
 from ._suite import Suite, parse_fd
 
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
+EXIT_INCONCLUSIVE = 3    # no block flagged, but a case no reference could vouch for
+# the exit codes of a finished run, mildest first: when several apply, the last one wins
+GRAVITY = (EXIT_OK, EXIT_INCONCLUSIVE, EXIT_FLAGGED, EXIT_ERROR)
+EXIT_HELP = ("Exit 0: every case agrees; 1: a block is flagged; 2: a case could not be "
+             "checked; 3: no block flagged but a case is inconclusive (0 with "
+             "--allow-inconclusive); 130: interrupted (Ctrl-C), the finished cases saved to "
+             "every output asked for.")
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report a command ended by Ctrl-C
 CONNECT_TIMEOUT = 10   # seconds to reach a Dask scheduler given with --dask
 
@@ -39,10 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser(
         "check", help="check the cases named by TARGETs",
         description="Check cases. TARGET is path/to/file.py:NAME or module:NAME naming a "
-                    "crosscheck.Case, an iterable of Cases, or a zero-argument callable "
-                    "returning either. Exit 0: all agree; 1: a block is flagged; 2: could "
-                    "not check; 130: interrupted (Ctrl-C), the finished cases saved to "
-                    "every output asked for.")
+                    "crosscheck.Case, an iterable of Cases, a zero-argument callable "
+                    "returning either, or the name of a Case inside the module's lists "
+                    "(rnn.py:correct). " + EXIT_HELP)
     chk.add_argument("targets", nargs="+", metavar="TARGET")
     _common(chk, "write the report(s) as JSON (schema crosscheck.report/1; a list when "
                  "there are several)")
@@ -50,10 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="check the suite declared in pyproject.toml",
         description="Check every case of the suite in the [tool.crosscheck] table of "
                     "pyproject.toml (cases, and optionally oracles, seed, fd, tolerances); "
-                    "TARGETs given on the command line replace the suite's cases. Exit 0: "
-                    "all agree; 1: a block is flagged; 2: a case could not be checked; 130: "
-                    "interrupted (Ctrl-C), the finished cases saved to every output asked "
-                    "for.")
+                    "TARGETs given on the command line replace the suite's cases. "
+                    + EXIT_HELP)
     run.add_argument("targets", nargs="*", metavar="TARGET")
     run.add_argument("--config", metavar="FILE", default=None,
                      help="the pyproject.toml to read (default: ./pyproject.toml); case "
@@ -65,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Compare two runs (written by `run --json`, or `check --json` output): "
                     "new failures, fixes, changed diagnoses, added and removed cases, and "
                     "oracles that became much slower. Exit 1 when something fails that did "
-                    "not before, 0 otherwise, 2 when a file cannot be read.")
+                    "not before; 3 when nothing does but a case is newly inconclusive "
+                    "(0 with --allow-inconclusive); 0 otherwise; 2 when a file cannot be "
+                    "read.")
     cmp.add_argument("old", metavar="OLD.json")
     cmp.add_argument("new", metavar="NEW.json")
     cmp.add_argument("--markdown", metavar="FILE", help="also write the comparison as Markdown")
@@ -74,7 +83,20 @@ def _parser() -> argparse.ArgumentParser:
                           f"(default {SLOWER_RATIO:g}) ...")
     cmp.add_argument("--slower-seconds", type=_finite_float, default=SLOWER_SECONDS, metavar="S",
                      help=f"... and by more than S seconds (default {SLOWER_SECONDS:g})")
+    _inconclusive_flags(cmp, "a case newly inconclusive")
     return parser
+
+
+def _inconclusive_flags(p: argparse.ArgumentParser, what: str) -> None:
+    """``--strict`` / ``--allow-inconclusive``: whether an inconclusive case exits 3 or 0."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--strict", dest="allow_inconclusive", action="store_false",
+                       help=f"{what} exits 3: not every block could be vouched for (the "
+                            f"default; say it to make a CI job's intent explicit)")
+    group.add_argument("--allow-inconclusive", dest="allow_inconclusive", action="store_true",
+                       help=f"{what} exits 0, as if it agreed (a flagged block still exits "
+                            f"1); the outputs still say inconclusive")
+    p.set_defaults(allow_inconclusive=False)
 
 
 def _fd_arg(text: str):
@@ -146,6 +168,11 @@ def _common(p: argparse.ArgumentParser, json_help: str) -> None:
                    help="evaluate centered differences on a Dask cluster: a scheduler address "
                         "(tcp://host:8786) or `local` for a LocalCluster sized to this machine")
     p.add_argument("--quiet", action="store_true", help="print only the headline per case")
+    p.add_argument("-k", dest="select", metavar="PATTERN", default=None,
+                   help="check only the cases whose label -- `file/case` as the reports name "
+                        "them, e.g. `seed_net/buggy` -- contains PATTERN (case-insensitive, "
+                        "as pytest's -k, without its and/or/not); no case matching exits 2")
+    _inconclusive_flags(p, "an inconclusive case (no block flagged)")
 
 
 def _options(ns, case_options: dict, defaults: dict | None = None) -> dict:
@@ -270,13 +297,77 @@ def _isolated(ns, base, defaults) -> tuple:
             (lambda listed: _isolate.check_case(listed, cli, base, defaults, dask)))
 
 
+def exit_code(outcomes, allow_inconclusive: bool = False) -> int:
+    """The exit status of finished cases: 2 when one could not be checked, else 1 when a
+    block is flagged, else 3 when a case is inconclusive (0 with ``allow_inconclusive``),
+    else 0 -- never 0 for a case no reference could vouch for, unless asked."""
+    found = {o.outcome for o in outcomes}
+    if "could not check" in found:
+        return EXIT_ERROR
+    if "flagged" in found:
+        return EXIT_FLAGGED
+    if "inconclusive" in found and not allow_inconclusive:
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK
+
+
+def gravest(*codes: int) -> int:
+    """The gravest of exit codes by :data:`GRAVITY` (an unknown code counts as gravest)."""
+    return max(codes, key=lambda c: GRAVITY.index(c) if c in GRAVITY else len(GRAVITY))
+
+
+def selected(found: list, pattern) -> list:
+    """The cases ``-k PATTERN`` keeps: those whose label contains it, ignoring case."""
+    if pattern is None:
+        return list(found)
+    return [target for target in found if pattern.casefold() in target.label.casefold()]
+
+
+def _no_match(pattern: str, labels: list) -> str:
+    shown = ", ".join(labels[:10]) + (", …" if len(labels) > 10 else "")
+    among = f"none of the {len(labels)} case(s) found ({shown})" if labels else "no case"
+    return (f"-k `{pattern}` matched {among}; it keeps the cases whose label "
+            f"(`file/case`) contains it, ignoring case.")
+
+
+def _show(outcome, ns, out, err) -> None:
+    """One finished case on the terminal: its error, its headline (--quiet) or its table."""
+    from ._render_text import headline, print_report
+    if outcome.error is not None:
+        print(f"crosscheck: {outcome.label}: {outcome.error}", file=err)
+    elif ns.quiet:
+        print(headline(outcome.report), file=out)
+    else:
+        print_report(outcome.report, out)
+        print(file=out)
+
+
+def _check_all(found, check_target, state: RunState, show) -> None:
+    """Check each found case in turn; a crash or exit is the case's answer, never the run's."""
+    state.not_run = [target.label for target in found]
+    for target in found:
+        state.begin(target.label)
+        start = time.perf_counter()
+        try:
+            report, error = check_target(target), None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a case's crash or exit is its answer
+            report, error = None, case_error(exc)
+        state.not_run.pop(0)
+        outcome = Outcome(target, report, error, time.perf_counter() - start)
+        state.done(outcome)  # saved
+        show(outcome)
+
+
 def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None,
                 state: RunState | None = None) -> tuple:
     """Check every case; a failing, crashing or exiting case never stops the others.
 
     Args:
         targets: target strings (``path/to/file.py:NAME`` or ``module:NAME``).
-        ns: the parsed command line (``oracles``, ``seed``, ``quiet``, ``isolate``).
+        ns: the parsed command line (``oracles``, ``seed``, ``quiet``, ``isolate``,
+            ``select`` (``-k``), ``allow_inconclusive``).
         out, err: streams for the tables and the errors (default: stdout, stderr).
         base: the folder relative target paths start from (default: the current one).
         defaults: options for every case (a suite's ``oracles``, ``seed``, ``tolerances``).
@@ -286,15 +377,15 @@ def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None,
 
     Returns:
         ``(exit code, outcomes)``: one :class:`crosscheck._run_file.Outcome` per case, which
-        unpacks as ``(target or label, report or None, error or None)``.
+        unpacks as ``(target or label, report or None, error or None)``; the code is
+        :func:`exit_code`'s, or 2 when ``-k`` matched no case.
     """
-    from ._render_text import headline, print_report
-
     out = out or sys.stdout
     err = err or sys.stderr
     state = state if state is not None else RunState(targets)
     find, check_target = (_isolated if getattr(ns, "isolate", False) else _in_process)(
         ns, base, defaults)
+    pattern, labels, kept = getattr(ns, "select", None), [], 0
     while state.not_loaded:
         spec = state.not_loaded[0]
         state.begin(spec)
@@ -307,30 +398,16 @@ def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None,
             state.done(Outcome(spec, None, str(exc), time.perf_counter() - start))
             continue
         state.not_loaded.pop(0)
-        state.not_run = [target.label for target in found]
-        for target in found:
-            state.begin(target.label)
-            start = time.perf_counter()
-            try:
-                report, error = check_target(target), None
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # noqa: BLE001 - a case's crash or exit is its answer
-                report, error = None, case_error(exc)
-            state.not_run.pop(0)
-            state.done(Outcome(target, report, error, time.perf_counter() - start))  # saved
-            if error is not None:
-                print(f"crosscheck: {target.label}: {error}", file=err)
-            elif ns.quiet:
-                print(headline(report), file=out)
-            else:
-                print_report(report, out)
-                print(file=out)
-    results = state.results
-    errors = sum(1 for _, r, _ in results if r is None)
-    flagged = sum(1 for _, r, _ in results if r is not None and not r.ok)
-    code = EXIT_ERROR if errors else EXIT_FLAGGED if flagged else EXIT_OK
-    return code, results
+        labels += [target.label for target in found]
+        found = selected(found, pattern)
+        kept += len(found)
+        _check_all(found, check_target, state, lambda o: _show(o, ns, out, err))
+    code = exit_code(state.results, getattr(ns, "allow_inconclusive", False))
+    if pattern is not None and not kept:
+        from ._render_text import visible   # a pattern or label may hold terminal escapes
+        print(f"crosscheck: {visible(_no_match(pattern, labels))}", file=err)
+        code = EXIT_ERROR
+    return code, state.results
 
 
 def _journal(ns, command: str, suite=None):
@@ -381,13 +458,14 @@ def _interrupted(ns, state: RunState, title: str, command: str, suite=None) -> i
 
 def _check_json(results) -> str:
     """``check --json``: a report dict for one case, a list for several."""
+    from ._run_file import error_entry
     items = []
-    for target, report, error in results:
-        if report is not None:
-            items.append(report.to_dict())
+    for outcome in results:
+        if outcome.report is not None:
+            items.append(outcome.report.to_dict())
         else:
-            label = getattr(target, "label", target)
-            items.append({"schema": "crosscheck.report/1", "case": label, "error": error})
+            items.append({"schema": "crosscheck.report/1",
+                          **error_entry(outcome.label, outcome.error)})
     return json.dumps(items[0] if len(items) == 1 else items, indent=2)
 
 
@@ -428,9 +506,11 @@ def _write_outputs(ns, results, title: str, meta, json_text) -> int:
 
 
 def _finish(code: int, results, write_code: int, stream=None) -> int:
+    """Print the one-line summary; the exit code, the gravest of the run's and the writing's
+    (an unwritable output, 2, outranks an inconclusive case, 3)."""
     from ._render_text import visible   # case labels may hold terminal escapes
     print(f"crosscheck: {visible(summary(results))}", file=stream or sys.stdout)
-    return max(code, write_code)
+    return gravest(code, write_code)
 
 
 def _cmd_check(ns, command: str) -> int:
@@ -544,7 +624,9 @@ def _cmd_compare(ns) -> int:
             print(f"crosscheck: cannot write `{ns.markdown}`: {exc.strerror or exc}.",
                   file=sys.stderr)
             return EXIT_ERROR
-    return EXIT_FLAGGED if result.failed else EXIT_OK
+    if result.failed:
+        return EXIT_FLAGGED
+    return EXIT_INCONCLUSIVE if result.unvouched and not ns.allow_inconclusive else EXIT_OK
 
 
 def main(argv=None) -> int:

@@ -2,9 +2,20 @@
 
 Runs only on blocks already judged wrong (cheap first, expensive only to explain), against
 the reference that decided the verdict. The tests, in order: non-finite values, an all-zero
-gradient, a constant factor (``sign`` when it is −1, ``scale`` otherwise), a transpose, a
-weight-decay term with the wrong coefficient (hand − reference ∝ the parameter), some
-elements only (``partial``), and otherwise ``other``.
+gradient, a block of one element (where no pattern can show), a constant factor (``sign``
+when it is −1, ``scale`` otherwise), a transpose, a weight-decay term with the wrong
+coefficient (hand − reference ∝ the parameter), a small relative drift on every element,
+some elements only (``partial``), and otherwise ``other``.
+
+Notes:
+    The words claim no more than the numbers show. A fitted factor is only as exact as the
+    reference: it is called round (m, 1/m, 2, 1/2, −1) when it is within the reference's own
+    error of that value, and that error is named when it is not negligible. One element always
+    has a ratio, so a one-element block is described by its two values; a round ratio is
+    offered as a hint, never as a finding. A factor within 1e-3 of 1 is a drift (a constant
+    such as ``eps`` used differently), not a stray factor. A decay coefficient c in
+    hand − reference = c × parameter cannot tell a missing term from one with the wrong sign
+    (the reference's own coefficient is unknown): both readings are given, with their numbers.
 """
 
 from __future__ import annotations
@@ -13,11 +24,15 @@ from typing import Optional
 
 import numpy as np
 
-from ._report import Diagnosis
+from ._difference import relative_difference
+from ._report import Diagnosis, DiagnosisKind
 
 TOP_ELEMENTS = 5     # elements shown side by side
 MAX_INDICES = 20     # mismatched indices listed, worst first
 PATTERN_RTOL = 1e-6  # how exactly a pattern (factor, transpose, decay) must fit, relative
+ROUND_LIMIT = 0.05   # a factor is called round only when the reference pins it this well
+DRIFT = 1e-3         # relative errors below this are a drift (eps-like), not a stray factor
+NO_PATTERN = "one element cannot show a pattern"
 
 
 def _idx(shape: tuple, flat: int) -> tuple:
@@ -29,49 +44,270 @@ def _fits(residual: np.ndarray, tol: np.ndarray, scale: float) -> bool:
     return bool(np.all(np.abs(residual) <= 2.0 * tol + PATTERN_RTOL * scale))
 
 
+def value_text(x: float) -> str:
+    """A gradient value in six significant digits, negative zero printed as ``0``: a ``-0``
+    reads as a sign the number does not have (renderers may use it for the same reason)."""
+    return f"{float(x) + 0.0:.6g}"
+
+
 def _factor_text(c: float) -> str:
-    """Three decimals, or six significant digits when three would round the factor away
-    (1.00017 must not read as 1.000)."""
+    """Three decimals when they hold the factor to 1e-6; otherwise six significant digits,
+    or as many more as it takes not to round the factor back to its three-decimal form
+    (1.00017 must not read as 1.000, nor 1.000002 as 1)."""
     if not 1e-3 <= abs(c) < 1e4:
         return f"{c:.3e}"
-    text = f"{c:.3f}"
-    return text if abs(c - float(text)) <= 1e-6 * abs(c) else f"{c:.6g}"
+    three = f"{c:.3f}"
+    if abs(c - float(three)) <= 1e-6 * abs(c):
+        return three
+    for digits in range(6, 17):
+        text = f"{c:.{digits}g}"
+        if float(text) != float(three):
+            return text
+    return repr(c)
 
 
-def _batch_hint(c: float, batch: Optional[int]) -> str:
-    if batch and abs(c - batch) <= 1e-6 * batch:
-        return f"the factor equals the batch size m = {batch}: a missing 1/m"
-    if batch and abs(c - 1.0 / batch) <= 1e-6 / batch:
-        return f"the factor is 1/m for the batch size m = {batch}: an extra 1/m"
-    return "look for a stray factor or a missing 1/m"
+def _factor_value(c: float) -> float:
+    """The factor as the report records it: the digits the text shows (so 1.000002 is not
+    stored as 1.0), and six significant digits where the text uses an exponent."""
+    return float(_factor_text(c)) if 1e-3 <= abs(c) < 1e4 else float(f"{c:.6g}")
 
 
-# long: the kinds are tried in one order, each test reading the ones before it; split, the
-# order would live in two places
+def _factor_error(tol: np.ndarray, ref: np.ndarray) -> float:
+    """Relative error of a factor fitted against ``ref``.
+
+    The pair tolerance bounds the reference's own error element by element (centered
+    differences' error estimate with its safety factor, autodiff's rounding); by
+    Cauchy–Schwarz the fitted c = ⟨hand, ref⟩ / ⟨ref, ref⟩ moves by at most ‖tol‖ / ‖ref‖ of
+    itself. A bound, not a typical error: a factor called round within it is round as far
+    as the reference can tell, and the text gives the bound.
+    """
+    norm = float(np.linalg.norm(ref))
+    return PATTERN_RTOL + (float(np.linalg.norm(tol)) / norm if norm else np.inf)
+
+
+def _round(a: float, err: float, batch: Optional[int]) -> Optional[tuple]:
+    """``(value, label)`` of the round magnitude (m, 1/m, 2, 1/2, 1) that ``a`` equals within
+    the relative error ``err``; None when none does, or when the reference is too coarse to
+    tell (``err`` above ``ROUND_LIMIT``)."""
+    if err > ROUND_LIMIT:
+        return None
+    candidates = [(float(batch), f"{batch}", "m"), (1.0 / batch, f"1/{batch}", "1/m")] \
+        if batch and batch > 1 else []
+    candidates += [(2.0, "2", "2"), (0.5, "1/2", "1/2"), (1.0, "1", "1")]
+    for value, text, label in candidates:
+        if abs(a - value) <= err * value:
+            return value, text, label
+    return None
+
+
+def _within(c: float, rounded: Optional[tuple], err: float) -> str:
+    """`` (50 within the reference's error, ±0.06)`` when the factor is round only within the
+    reference's error; empty when it is round to rounding, or not round."""
+    if rounded is None or abs(abs(c) - rounded[0]) <= PATTERN_RTOL * rounded[0]:
+        return ""
+    sign = "−" if c < 0 else ""
+    return f" ({sign}{rounded[1]} within the reference's error, ±{err * rounded[0]:.2g})"
+
+
+def _hint(c: float, rounded: Optional[tuple], batch: Optional[int],
+          what: str = "factor") -> str:
+    """What the factor ``c`` says, then where to look: ``"<observation> — <suggestion>"``.
+
+    A factor above 1 in size means the hand-written value is too large (a missing division),
+    below 1 too small (an extra division); m and 1/m are named when the batch size is known.
+    """
+    a = abs(c)
+    label = rounded[2] if rounded else None
+    if label == "m":
+        text = f"the {what} equals the batch size m = {batch} — a missing 1/m"
+    elif label == "1/m":
+        text = f"the {what} is 1/m for the batch size m = {batch} — an extra 1/m"
+    elif label == "2":
+        text = (f"the {what} is 2 — a stray factor 2 (the 2 of d(x²)/dx where the loss has "
+                f"½·x², or a term counted twice)")
+    elif label == "1/2":
+        text = (f"the {what} is 1/2 — an extra division by 2, or a dropped factor 2 (the 2 "
+                f"of d(x²)/dx)")
+    elif abs(a - 1.0) < DRIFT:
+        text = (f"every element is off by the same relative {abs(a - 1.0):.2g}, the "
+                f"hand-written value {'larger' if a > 1 else 'smaller'} — a constant such as "
+                f"`eps` used differently in the forward and the backward, not a stray factor")
+    elif a > 1:
+        text = ("the hand-written value is too large — look for a missing division (by a "
+                "count, a size or a norm) or a stray factor")
+    else:
+        text = ("the hand-written value is too small — look for an extra division (by a "
+                "count, a size or a norm) or a missing factor")
+    return f"the sign is flipped, and {text}" if c < 0 else text
+
+
+def _constant_factor(name: str, label: str, size: int, c: float, err: float,
+                     batch: Optional[int]) -> tuple:
+    """``(kind, text, factor)`` for hand = c × reference on every element."""
+    rounded = _round(abs(c), err, batch)
+    lead = f"hand = {_factor_text(c)} × {label} on all {size} elements of `{name}`"
+    if c < 0 and rounded and rounded[2] == "1":
+        if not _within(c, rounded, err):
+            lead = f"hand = −1 × {label} on all {size} elements of `{name}`"
+        return ("sign", f"{lead}{_within(c, rounded, err)}: a sign error (ŷ − y against "
+                        f"y − ŷ, or the gradient of −loss).", -1.0)
+    if rounded and rounded[2] == "1":
+        rounded = None        # a factor of +1 within the reference's error is a drift
+    return ("scale", f"{lead}{_within(c, rounded, err)}: {_hint(c, rounded, batch)}.",
+            _factor_value(c))
+
+
+def _single(name: str, label: str, h: float, r: float, err: float,
+            batch: Optional[int]) -> tuple:
+    """``(kind, text, factor)`` for a block of one element: any two numbers have a ratio, so
+    the ratio is evidence of a scale error only when it is round, and even then a hint."""
+    values = f"hand = {value_text(h)}, {label} = {value_text(r)}"
+    if r == 0:
+        return ("other", f"{values} for the single element of `{name}`: the reference "
+                         f"gradient is 0 here — look for a term the loss does not have.", None)
+    c = h / r
+    rounded = _round(abs(c), err, batch)
+    lead = f"{values} (ratio {c:.4g}) for the single element of `{name}`"
+    if rounded is None or (c > 0 and rounded[2] == "1"):
+        return ("other", f"{lead}: {NO_PATTERN}, and any two values have a ratio, so this is "
+                         f"no evidence of a scale error — recheck each term of this "
+                         f"gradient.", None)
+    if c < 0 and rounded[2] == "1":
+        return ("sign", f"{lead}: a sign error, perhaps ({NO_PATTERN}; the ratio −1 is the "
+                        f"only hint).", -1.0)
+    return ("scale", f"{lead}: {_hint(c, rounded, batch, 'ratio')}, perhaps ({NO_PATTERN}; "
+                     f"the round ratio is the only hint).", _factor_value(c))
+
+
+def _decay(name: str, label: str, size: int, c: float, batch: Optional[int]) -> str:
+    """hand − reference = c × parameter. The reference's own decay coefficient is unknown, so
+    a coefficient too small by |c| is either a missing term (λ = |c|) or one with the wrong
+    sign (λ = |c|/2); too large, either a term the loss lacks, 2λ where λ = c belongs, or λ
+    where λ/m belongs (λ·(1 − 1/m) = c, named when the batch size is known). Every reading
+    is given, with its numbers, for the user to match against the code."""
+    a, half = f"{abs(c):.3g}", f"{abs(c) / 2:.3g}"
+    lead = f"hand − {label} = {_factor_text(c)} × `{name}` on all {size} elements"
+    if c < 0:
+        return (f"{lead}: the hand-written decay coefficient is {a} too small — a decay term "
+                f"{a}·`{name}` missing, or one with the wrong sign (−{half}·`{name}` where "
+                f"+{half}·`{name}` belongs).")
+    per_batch = "λ where λ/m belongs"
+    if batch and batch > 1:
+        lam = c * batch / (batch - 1)
+        per_batch = f"λ = {lam:.3g} where λ/m = {lam / batch:.3g} belongs (m = {batch})"
+    return (f"{lead}: the hand-written decay coefficient is {a} too large — a decay term "
+            f"{a}·`{name}` the loss does not have, 2λ where λ = {a} belongs, or {per_batch}.")
+
+
+def _per_axis(hand: np.ndarray, ref: np.ndarray, tol: np.ndarray) -> Optional[str]:
+    """``"one per column"`` (row, index of axis k) when hand = c_i × reference holds with one
+    factor per index along an axis: a per-feature constant, as a per-column ``eps``."""
+    if hand.ndim < 2:
+        return None
+    scale = float(np.max(np.abs(ref)))
+    for axis in range(hand.ndim):
+        other = tuple(k for k in range(hand.ndim) if k != axis)
+        rr = np.sum(ref * ref, axis=other, keepdims=True)
+        c = np.sum(hand * ref, axis=other, keepdims=True) / np.where(rr > 0, rr, 1.0)
+        if _fits(hand - c * ref, tol, scale):
+            if hand.ndim == 2:
+                return "one per column" if axis == 1 else "one per row"
+            return f"one per index of axis {axis}"
+    return None
+
+
+def _drift(name: str, label: str, hand: np.ndarray, ref: np.ndarray, tol: np.ndarray,
+           n_bad: int) -> Optional[str]:
+    """Every element with a gradient off by a small relative amount (below ``DRIFT``) that is
+    not one factor: a constant such as ``eps`` that differs per feature, or an approximation.
+    None when any element is off by more, or when few elements disagree (that is ``partial``)."""
+    live = np.abs(ref) > 2.0 * tol
+    if n_bad < 2 or 2 * n_bad < int(live.sum()) or not _fits(hand[~live] - ref[~live],
+                                                               tol[~live], 0.0):
+        return None
+    rel = (hand[live] - ref[live]) / ref[live]
+    if not rel.size or float(np.max(np.abs(rel))) >= DRIFT:
+        return None
+    side = ("larger" if np.all(rel > 0) else "smaller" if np.all(rel < 0)
+            else "sometimes larger, sometimes smaller")
+    lo, hi = float(np.min(np.abs(rel))), float(np.max(np.abs(rel)))
+    shape = _per_axis(hand, ref, tol)
+    how = f", {shape}" if shape else ""
+    cause = ("a constant such as `eps` used differently in the forward and the backward"
+             if shape else "a constant such as `eps` used differently in the forward and the "
+                           "backward, or an approximation in one of them")
+    where = "every element" if n_bad == hand.size else f"{n_bad} of {hand.size} elements"
+    return (f"hand and {label} differ on {where} of `{name}` by a small relative "
+            f"amount{how} ({lo:.2g} to {hi:.2g}, the hand-written value {side}): {cause}, "
+            f"not a stray factor.")
+
+
+def _partial(name: str, label: str, size: int, n_bad: int, hand: np.ndarray,
+             mismatch: np.ndarray, w: dict) -> str:
+    """Some elements only: where they are (one row or column, zeroed or not) and the worst."""
+    what = "one element" if n_bad == 1 else f"{n_bad} of {size} elements"
+    if hand.ndim == 2 and n_bad > 1:
+        rows, cols = np.nonzero(mismatch)
+        for axis, ids in (("column", cols), ("row", rows)):
+            if np.all(ids == ids[0]):
+                line = hand[:, ids[0]] if axis == "column" else hand[ids[0], :]
+                zeroed = " — zero in the hand-written gradient" if not np.any(line) else ""
+                what += f" (all in {axis} {int(ids[0])}{zeroed})"
+                break
+    verb, where = ("disagrees", "at") if n_bad == 1 else ("disagree", "worst at")
+    return (f"{what} of `{name}` {verb} ({where} {w['index']}: hand {value_text(w['hand'])} "
+            f"vs {label} {value_text(w['reference'])}); the rest agree: look for an indexing "
+            f"slip, a missed term or a wrong mask.")
+
+
+def _pattern(name: str, label: str, hand: np.ndarray, ref: np.ndarray, tol: np.ndarray,
+             param: np.ndarray, batch: Optional[int]) -> Optional[tuple]:
+    """``(kind, text, factor)`` for a block of more than one element whose every element
+    follows one pattern: a constant factor, a transpose or a decay term; None otherwise."""
+    size, shape = int(hand.size), hand.shape
+    scale = float(np.max(np.abs(ref))) if size else 0.0
+    rr = float(np.vdot(ref, ref))
+    if rr > 0:
+        c = float(np.vdot(hand, ref) / rr)
+        if c != 0 and _fits(hand - c * ref, tol * max(1.0, abs(c)), abs(c) * scale):
+            return _constant_factor(name, label, size, c, _factor_error(tol, ref), batch)
+    if hand.ndim == 2 and shape[0] == shape[1] > 1:
+        if (not _fits(ref - ref.T, tol, scale)) and _fits(hand - ref.T, tol, scale):
+            return ("transpose", f"hand = {label}ᵀ on `{name}`: the block is transposed "
+                                 f"(e.g. `X.T @ dZ` for `dZ @ X.T`).", None)
+    pp = float(np.vdot(param, param))
+    delta = hand - ref
+    if pp > 0:
+        c = float(np.vdot(delta, param) / pp)
+        if c != 0 and _fits(delta - c * param, tol, PATTERN_RTOL * float(np.max(np.abs(delta)))):
+            return "regularization", _decay(name, label, size, c, batch), _factor_value(c)
+    return None
+
+
 def diagnose(name: str, hand: np.ndarray, ref: np.ndarray, ref_name: str, tol: np.ndarray,
              mismatch: np.ndarray, ratio: np.ndarray, param: np.ndarray,
              batch: Optional[int] = None) -> Diagnosis:
     """Classify the disagreement between ``hand`` and ``ref`` for block ``name``.
 
     Args:
-        tol: per-element tolerance of the pair; ``mismatch``/``ratio`` come from the comparison.
+        tol: per-element tolerance of the pair (it bounds the reference's own error, which
+            decides how exactly a factor is known); ``mismatch``/``ratio`` come from the
+            comparison.
         param: the parameter block's values (for the weight-decay test).
         batch: the batch size m, if known (factors m and 1/m are called out).
     """
-    size = int(hand.size)
-    shape = hand.shape
+    size, shape = int(hand.size), hand.shape
     n_bad = int(mismatch.sum())
     order = np.argsort(-np.nan_to_num(np.where(mismatch, ratio, -1.0), nan=-1.0, posinf=1e300),
                        axis=None)[:n_bad]
     indices = [_idx(shape, int(i)) for i in order[:MAX_INDICES]]
-    worst = indices[0] if indices else None
-    elements = [{"index": _idx(shape, int(i)), "hand": float(hand.flat[i]),
-                 "reference": float(ref.flat[i])} for i in order[:TOP_ELEMENTS]]
-
+    elements = [{"index": _idx(shape, int(i)), "hand": float(hand.flat[i]) + 0.0,
+                 "reference": float(ref.flat[i]) + 0.0} for i in order[:TOP_ELEMENTS]]
     label = f"reference ({ref_name})"
 
-    def make(kind: str, text: str, factor: Optional[float] = None) -> Diagnosis:
-        return Diagnosis(kind, text, size, n_bad, worst, factor, ref_name, indices, elements)
+    def make(kind: DiagnosisKind, text: str, factor: Optional[float] = None) -> Diagnosis:
+        return Diagnosis(kind, text, size, n_bad, indices[0] if indices else None, factor,
+                         ref_name, indices, elements)
 
     bad = ~np.isfinite(hand)
     if bad.any():
@@ -80,52 +316,28 @@ def diagnose(name: str, hand: np.ndarray, ref: np.ndarray, ref_name: str, tol: n
                     f"hand-written `{name}` holds NaN/Inf at {int(bad.sum())} of {size} "
                     f"element(s) (first at {first}): look for a division by zero, log of 0, "
                     f"or an overflowing exp.")
-    scale = float(np.max(np.abs(ref))) if size else 0.0
     if not np.any(hand) and np.any(ref):
+        if size == 1:
+            return make("zero", f"hand-written `{name}` is 0 while {label} is "
+                                f"{value_text(ref.flat[0])}: the gradient is never "
+                                f"accumulated, or a mask removes it.")
         return make("zero", f"hand-written `{name}` is all zeros while {label} is not: "
                             f"the gradient is never accumulated, or a mask removes all of it.")
-    rr = float(np.vdot(ref, ref))
-    if rr > 0:
-        c = float(np.vdot(hand, ref) / rr)
-        if c != 0 and _fits(hand - c * ref, tol * max(1.0, abs(c)), abs(c) * scale):
-            if abs(c + 1.0) <= PATTERN_RTOL:
-                return make("sign", f"hand = −1 × {label} on all {size} elements of `{name}`: "
-                                    f"a sign error (ŷ − y against y − ŷ, or the gradient of "
-                                    f"−loss).", -1.0)
-            c_round = float(f"{c:.6g}")
-            return make("scale", f"hand = {_factor_text(c)} × {label} on all {size} "
-                                 f"elements of `{name}`: {_batch_hint(c, batch)}.", c_round)
-    if hand.ndim == 2 and shape[0] == shape[1] > 1:
-        if (not _fits(ref - ref.T, tol, scale)) and _fits(hand - ref.T, tol, scale):
-            return make("transpose", f"hand = {label}ᵀ on `{name}`: the block is "
-                                     f"transposed (e.g. `X.T @ dZ` for `dZ @ X.T`).")
-    pp = float(np.vdot(param, param))
-    delta = hand - ref
-    if pp > 0 and size > 1:
-        c = float(np.vdot(delta, param) / pp)
-        if c != 0 and _fits(delta - c * param, tol,
-                            PATTERN_RTOL * float(np.max(np.abs(delta)))):
-            hint = ("the decay term is missing" if c < 0 and abs(c) > 0
-                    else "a weight-decay term with the wrong coefficient (λ for λ/m?)")
-            return make("regularization",
-                        f"hand − {label} = {_factor_text(c)} × `{name}` on all {size} "
-                        f"elements: {hint}.", float(f"{c:.6g}"))
+    if size == 1:
+        return make(*_single(name, label, float(hand.flat[0]), float(ref.flat[0]),
+                             _factor_error(tol, ref), batch))
+    found = _pattern(name, label, hand, ref, tol, param, batch)
+    if found:
+        return make(*found)
+    drift = _drift(name, label, hand, ref, tol, n_bad)
+    if drift:
+        return make("other", drift)
     if 0 < n_bad < size:
-        w = elements[0]
-        what = "one element" if n_bad == 1 else f"{n_bad} of {size} elements"
-        if hand.ndim == 2 and n_bad > 1:
-            rows, cols = np.nonzero(mismatch)
-            for axis, ids in (("column", cols), ("row", rows)):
-                if np.all(ids == ids[0]):
-                    line = hand[:, ids[0]] if axis == "column" else hand[ids[0], :]
-                    zeroed = " — zero in the hand-written gradient" if not np.any(line) else ""
-                    what += f" (all in {axis} {int(ids[0])}{zeroed})"
-                    break
-        return make("partial",
-                    f"{what} of `{name}` disagree (worst at {w['index']}: hand "
-                    f"{w['hand']:.6g} vs {label} {w['reference']:.6g}); the rest agree: "
-                    f"look for an indexing slip, a missed term or a wrong mask.")
-    from ._difference import relative_difference
+        return make("partial", _partial(name, label, size, n_bad, hand, mismatch, elements[0]))
+    if not np.any(ref):
+        return make("other", f"hand-written `{name}` is non-zero while {label} is all zeros: "
+                             f"the loss does not depend on `{name}` here — look for a term the "
+                             f"loss does not have, or a gradient written to the wrong block.")
     rd = relative_difference(hand, ref)
     return make("other", f"hand and {label} differ on all {size} elements of `{name}` "
                          f"with no simple pattern (relative difference {rd:.3g}).")

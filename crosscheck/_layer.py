@@ -4,7 +4,13 @@
 The oracles differentiate the scalar ``Σ out · dout`` for a seeded random upstream gradient
 ``dout``; its gradient with respect to each input is exactly what ``backward(dout, cache)``
 must return. The forward runs as written under jax and torch (``np`` rebound, see
-``crosscheck._rebind``).
+``crosscheck._rebind``), or, given as ``{"numpy": f, "jax": g, "torch": h}``, each framework
+runs its own forward, as ``check()`` runs per-framework losses.
+
+One builder, :func:`layer_case`, turns a layer into the ``(loss, grad, params, args,
+options)`` of a :class:`~crosscheck.Case`: ``check_layer`` checks the Case it builds at once,
+and ``Case.layer`` hands it to the command line, suites and scripts, which check it as they
+check every Case -- so a layer is checked the same way wherever it is named.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ._case import Case
 from ._check import check
 from ._errors import CheckError
 from ._inputs import array_subclass_error
@@ -23,6 +30,7 @@ from ._report import Report
 
 CHECK_OPTIONS = ("oracles", "tolerances", "case", "fd", "executor", "progress", "taylor",
                  "batch", "rebind_modules")
+FRAMEWORKS = ("numpy", "jax", "torch")
 
 
 def _is_block(value: Any) -> bool:
@@ -53,9 +61,37 @@ def _refuse_array_subclasses(value: Any, where: str, name: str) -> None:
             _refuse_array_subclasses(v, f"{where}[{j}]", f"{name}[{j}]")
 
 
+def _forwards(forward: Any) -> dict:
+    """``forward`` as ``{framework: callable}`` with ``numpy`` always there.
+
+    A dict gives per-framework forwards the way ``check()``'s dict gives per-framework
+    losses; the numpy one is required, because centered differences, the output's shape and
+    the cache ``backward`` receives all come from it. A callable is the numpy forward, which
+    jax and torch run rebound.
+    """
+    if not isinstance(forward, Mapping):
+        return {"numpy": forward}
+    keys = ", ".join(f"`{k}`" for k in forward) or "none"
+    unknown = [k for k in forward if k not in FRAMEWORKS]
+    if unknown:
+        raise CheckError(f"`forward` dict has unknown key(s) "
+                         f"{', '.join(f'`{k}`' for k in unknown)} (its keys: {keys}); use "
+                         f"`numpy`, `jax`, `torch`, e.g. `check_layer({{\"numpy\": f, "
+                         f"\"torch\": f_torch}}, backward, x=x)`.")
+    if "numpy" not in forward:
+        raise CheckError(f"`forward` dict has no `numpy` entry (its keys: {keys}); centered "
+                         f"differences and the cache `backward` receives come from the numpy "
+                         f"forward: add `\"numpy\": forward_np`.")
+    for key, fn in forward.items():
+        if not callable(fn):
+            raise CheckError(f"`forward[{key!r}]` must be callable, got {type(fn).__name__}; "
+                             f"pass that framework's forward function.")
+    return dict(forward)
+
+
 def _validate_inputs(forward: Any, backward: Any, inputs: dict, wrt: Any) -> Optional[list]:
     """Refuse, before any user code runs, inputs check_layer would misread; ``wrt`` as a
-    list (or None)."""
+    list (or None). ``forward`` is the numpy forward."""
     for which, fn in (("forward", forward), ("backward", backward)):
         if not callable(fn):
             raise CheckError(f"`{which}` must be callable, got {type(fn).__name__}; pass the "
@@ -148,6 +184,59 @@ def _rebound(forward: Callable, framework: str, names: list, constants: dict,
     return loss
 
 
+def _framework_arrays(framework: str) -> Callable:
+    """A converter for the pass-through inputs of a forward written for ``framework``: numpy
+    arrays (inside dicts, lists and tuples too) become that framework's arrays, as ``check()``
+    converts the arguments of a per-framework loss."""
+    if framework == "jax":
+        import jax.numpy as jnp
+
+        def array(value: np.ndarray) -> Any:
+            return jnp.asarray(value)
+    else:
+        import torch
+
+        def array(value: np.ndarray) -> Any:
+            return torch.from_numpy(value.copy())
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return array(value)
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)) and value.__class__ in (list, tuple):
+            return value.__class__(convert(v) for v in value)
+        return value
+    return convert
+
+
+def _given(forward: Callable, framework: str, names: list, constants: dict) -> Callable:
+    """The layer loss of a forward the user wrote for ``framework``: it runs as it is (no
+    rebinding) on that framework's arrays; the converter is made on first use, so building
+    a case imports neither jax nor torch."""
+    cache: dict = {}
+
+    def loss(params, dout):
+        if "fn" not in cache:
+            cache["fn"] = _layer_loss(forward, names, constants,
+                                      convert=_framework_arrays(framework))
+        return cache["fn"](params, dout)
+    loss.__qualname__ = f"check_layer.<Σ out·dout of {getattr(forward, '__name__', 'forward')}>"
+    return loss
+
+
+def _losses(forwards: dict, names: list, constants: dict) -> dict:
+    """``check()``'s per-framework loss dict: each framework's own forward where one was
+    given, else the numpy forward rebound."""
+    losses = {"numpy": _layer_loss(forwards["numpy"], names, constants)}
+    for framework in ("jax", "torch"):
+        if framework in forwards:
+            losses[framework] = _given(forwards[framework], framework, names, constants)
+        else:
+            losses[framework] = _rebound(forwards["numpy"], framework, names, constants)
+    return losses
+
+
 def _layer_gradient(forward: Callable, backward: Callable, names: list, arrays: list,
                     constants: dict) -> Callable:
     """``grad(p, dout)``: the layer's backward on its forward's cache, keyed by input name."""
@@ -206,12 +295,74 @@ def _upstream(forward: Callable, inputs: dict, dout: Any, seed: Any) -> np.ndarr
     return dout
 
 
-def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence[str]] = None,
-                seed: int = 0, dout: Optional[np.ndarray] = None, **inputs: Any) -> Report:
+def _blocks(forward: Callable, inputs: dict, wrt: Optional[list]) -> tuple:
+    """``(names, arrays)``: the inputs to check, and every float array input of ``forward``
+    in its argument order (``backward`` returns one gradient per array input)."""
+    signature = None
+    try:
+        signature = inspect.signature(forward)
+        order = [p.name for p in signature.parameters.values()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]
+    except (TypeError, ValueError):
+        order = list(inputs)
+    missing = [n for n in order if n not in inputs and signature is not None and
+               signature.parameters[n].default is inspect.Parameter.empty]
+    if missing:
+        raise CheckError(f"`forward` takes {', '.join(f'`{n}`' for n in missing)} but "
+                         f"check_layer was not given {'it' if len(missing) == 1 else 'them'}; "
+                         f"pass every input by name, e.g. `check_layer(fwd, bwd, x=x, w=w)`.")
+    arrays = [n for n in order if n in inputs and _is_block(np.asarray(inputs[n]))
+              and isinstance(inputs[n], np.ndarray)]
+    names = list(wrt) if wrt is not None else arrays
+    for n in names:
+        if n not in arrays:
+            raise CheckError(f"input `{n}` is not a float array input of `forward`; check_layer "
+                             f"checks the gradients of float array inputs ({', '.join(arrays)}).")
+    return names, arrays
+
+
+def layer_case(cls: type, name: str, forward: Any, backward: Callable, *,
+               wrt: Optional[Sequence[str]], seed: int, dout: Optional[np.ndarray],
+               inputs: dict) -> Case:
+    """The :class:`Case` that checks a layer: the one path of ``check_layer`` and ``Case.layer``.
+
+    ``inputs`` holds the forward's inputs and ``check()``'s options (``CHECK_OPTIONS``);
+    every option is validated, and every input refused that would be misread, before the
+    forward runs -- once, on the inputs, for the output's shape (a random ``dout`` is drawn
+    from ``seed``). The Case's loss is ``check()``'s per-framework dict of ``Σ out · dout``,
+    its one argument ``dout``; its options hold ``seed`` and the options given, without
+    ``case`` (the Case's name names it).
+
+    Raises:
+        CheckError: as :func:`check_layer` says.
+    """
+    inputs = dict(inputs)
+    options = {k: inputs.pop(k) for k in CHECK_OPTIONS if k in inputs}
+    forwards = _forwards(forward)
+    wrt = _validate_inputs(forwards["numpy"], backward, inputs, wrt)
+    settings(seed=seed, **options)   # refuse bad options before any user code runs
+    names, arrays = _blocks(forwards["numpy"], inputs, wrt)
+    params = {n: inputs[n] for n in names}
+    constants = {k: v for k, v in inputs.items() if k not in params}
+    dout = _upstream(forwards["numpy"], inputs, dout, seed)
+    grad = _layer_gradient(forwards["numpy"], backward, names, arrays, constants)
+    options.pop("case", None)
+    return cls(name, _losses(forwards, names, constants), grad, params, (dout,),
+               {**options, "seed": seed})
+
+
+def check_layer(forward: Callable | Mapping[str, Callable], backward: Callable, *,
+                wrt: Optional[Sequence[str]] = None, seed: int = 0,
+                dout: Optional[np.ndarray] = None, **inputs: Any) -> Report:
     """Check a layer's hand-written ``backward`` against its ``forward``.
 
     Args:
-        forward: ``forward(**inputs) -> (out, cache)`` (or just ``out``), plain numpy or array API.
+        forward: ``forward(**inputs) -> (out, cache)`` (or just ``out``), plain numpy or array
+            API; or a dict of per-framework forwards ``{"numpy": f, "jax": g, "torch": h}``
+            (``numpy`` is required: centered differences and the cache ``backward`` receives
+            come from it; a framework left out runs the numpy one rebound), as ``check()``
+            takes per-framework losses. A framework's own forward receives that framework's
+            arrays, pass-through inputs included.
         backward: ``backward(dout, cache)`` returning the gradients in the order of
             ``forward``'s array parameters (``(dx, dw, db)`` for ``forward(x, w, b)``), a single
             array when there is one, or a dict keyed by input name.
@@ -229,9 +380,10 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
 
     Raises:
         CheckError: an input is missing, is a ``np.matrix`` or a masked array, or is a list
-            of floats where an array is meant; an option is invalid; ``forward`` raises or
-            returns no array; ``dout`` does not fit the output; or ``backward`` returns the
-            wrong number of gradients.
+            of floats where an array is meant; an option is invalid; ``forward`` is a dict
+            with keys other than ``numpy``, ``jax``, ``torch`` or without ``numpy``;
+            ``forward`` raises or returns no array; ``dout`` does not fit the output; or
+            ``backward`` returns the wrong number of gradients.
 
     Example:
         >>> import numpy as np, crosscheck
@@ -245,35 +397,8 @@ def check_layer(forward: Callable, backward: Callable, *, wrt: Optional[Sequence
         ...                        w=r.standard_normal((3, 4)), oracles=["fd"]).ok
         True
     """
-    options = {k: inputs.pop(k) for k in CHECK_OPTIONS if k in inputs}
-    wrt = _validate_inputs(forward, backward, inputs, wrt)
-    settings(seed=seed, **options)   # refuse bad options before any user code runs
-    try:
-        signature = inspect.signature(forward)
-        order = [p.name for p in signature.parameters.values()
-                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]
-    except (TypeError, ValueError):
-        order = list(inputs)
-    missing = [n for n in order if n not in inputs and
-               signature.parameters[n].default is inspect.Parameter.empty]
-    if missing:
-        raise CheckError(f"`forward` takes {', '.join(f'`{n}`' for n in missing)} but "
-                         f"check_layer was not given {'it' if len(missing) == 1 else 'them'}; "
-                         f"pass every input by name, e.g. `check_layer(fwd, bwd, x=x, w=w)`.")
-    arrays = [n for n in order if n in inputs and _is_block(np.asarray(inputs[n]))
-              and isinstance(inputs[n], np.ndarray)]
-    names = list(wrt) if wrt is not None else arrays
-    for n in names:
-        if n not in arrays:
-            raise CheckError(f"input `{n}` is not a float array input of `forward`; check_layer "
-                             f"checks the gradients of float array inputs ({', '.join(arrays)}).")
-    params = {n: inputs[n] for n in names}
-    constants = {k: v for k, v in inputs.items() if k not in params}
-    dout = _upstream(forward, inputs, dout, seed)
-
-    grad = _layer_gradient(forward, backward, names, arrays, constants)
-    loss = {"numpy": _layer_loss(forward, names, constants),
-            "jax": _rebound(forward, "jax", names, constants),
-            "torch": _rebound(forward, "torch", names, constants)}
-    options.setdefault("case", getattr(forward, "__name__", None))
-    return check(loss, grad, params, dout, seed=seed, **options)
+    numpy_forward = forward.get("numpy") if isinstance(forward, Mapping) else forward
+    label = inputs.get("case", getattr(numpy_forward, "__name__", None))
+    case = layer_case(Case, str(label), forward, backward, wrt=wrt, seed=seed, dout=dout,
+                      inputs=inputs)
+    return check(case.loss, case.grad, case.params, *case.args, case=label, **case.options)

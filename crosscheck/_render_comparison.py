@@ -19,6 +19,8 @@ def comparison_lines(cmp: RunComparison) -> list:
              for f in cmp.new_failures]
     lines += [("NEWLY WRONG", f"{f['case']}: block(s) {', '.join(f['blocks'])}")
               for f in cmp.new_blocks]
+    lines += [("NOT VOUCHED", f"{f['case']}: {f['now']} (before: {f['before']})")
+              for f in cmp.inconclusive]
     lines += [("DIAGNOSIS", f"{c['case']}: `{c['block']}` was {c['before']}, now {c['now']}")
               for c in cmp.changed]
     lines += [("FIXED", f"{f['case']}: agrees now (before: {f['before']})") for f in cmp.fixed]
@@ -31,13 +33,17 @@ def comparison_lines(cmp: RunComparison) -> list:
 
 
 def comparison_headline(cmp: RunComparison) -> str:
-    """``crosscheck compare: 1 new failure(s) (a/x), 0 fixed, …``: every count, in one line."""
+    """``crosscheck compare: 1 new failure(s) (a/x), 0 fixed, …``: every count, in one line
+    (cases with newly wrong blocks, and newly inconclusive cases, only when there are any)."""
     parts = [f"{len(cmp.new_failures)} new failure(s)"
              + (f" ({', '.join(f['case'] for f in cmp.new_failures)})" if cmp.new_failures
                 else "")]
     if cmp.new_blocks:
         parts.append(f"{len(cmp.new_blocks)} case(s) with newly wrong blocks "
                      f"({', '.join(f['case'] for f in cmp.new_blocks)})")
+    if cmp.inconclusive:
+        parts.append(f"{len(cmp.inconclusive)} newly inconclusive "
+                     f"({', '.join(f['case'] for f in cmp.inconclusive)})")
     parts += [f"{len(cmp.fixed)} fixed", f"{len(cmp.changed)} changed diagnosis(es)",
               f"{len(cmp.slower)} slower oracle(s)", f"{len(cmp.added)} added",
               f"{len(cmp.removed)} removed", f"{len(cmp.still_failing)} still failing"]

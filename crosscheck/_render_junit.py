@@ -1,8 +1,10 @@
 """JUnit XML: one ``testcase`` per case, for CI systems that show test results.
 
 A flagged case is a ``failure`` whose message names the wrong blocks and their diagnoses; a
-case that could not be checked is an ``error``. The full table is the failure's text, or
-``system-out`` for a case that agrees.
+case that could not be checked is an ``error``; an inconclusive case (no block wrong, some
+block no reference could vouch for) is ``skipped``, with the reason as the message -- a CI
+page must not show it as a pass. The full table is the failure's text, or ``system-out`` for
+the other checked cases.
 """
 
 from __future__ import annotations
@@ -35,6 +37,35 @@ def failure_message(report) -> str:
     return f"flagged {', '.join(report.flagged)} — " + "; ".join(parts) + (f" ({by})" if by else "")
 
 
+def skipped_message(report) -> str:
+    """``inconclusive w — w: agrees with centered differences, but they resolve only …``."""
+    parts = [f"{name}: {report.blocks[name].reason.rstrip('.')}" for name in report.inconclusive]
+    by = references_phrase(report)
+    return (f"inconclusive {', '.join(report.inconclusive)} — " + "; ".join(parts)
+            + (f" ({by})" if by else ""))
+
+
+def _testcase(suite, o) -> None:
+    """One ``testcase``: ``error``, ``failure``, ``skipped`` or a pass, by the outcome."""
+    case = ET.SubElement(suite, "testcase", {
+        "classname": _text(o.source), "name": _text(o.label), "time": f"{o.seconds:.3f}"})
+    if o.report is None:
+        error = ET.SubElement(case, "error", {"message": _text(o.error),
+                                              "type": "crosscheck.CheckError"})
+        error.text = _text(o.error)
+        return
+    if o.outcome == "flagged":
+        failure = ET.SubElement(case, "failure", {
+            "message": _text(failure_message(o.report)), "type": "crosscheck.flagged"})
+        failure.text = _text(str(o.report))
+        return
+    if o.outcome == "inconclusive":
+        ET.SubElement(case, "skipped", {"message": _text(skipped_message(o.report)),
+                                        "type": "crosscheck.inconclusive"})
+    out = ET.SubElement(case, "system-out")
+    out.text = _text(str(o.report))
+
+
 def render_junit(items, *, name: str = "crosscheck", timestamp: Optional[str] = None,
                  hostname: Optional[str] = None) -> str:
     """The JUnit XML document for reports or run outcomes.
@@ -53,29 +84,16 @@ def render_junit(items, *, name: str = "crosscheck", timestamp: Optional[str] = 
     if timestamp is None:
         timestamp = datetime.datetime.now(datetime.timezone.utc).replace(
             microsecond=0, tzinfo=None).isoformat()
-    failures = sum(o.status == "flagged" for o in outcomes)
-    errors = sum(o.status == "error" for o in outcomes)
+    found = [o.outcome for o in outcomes]
     total = f"{sum(o.seconds for o in outcomes):.3f}"
-    counts = {"tests": str(len(outcomes)), "failures": str(failures), "errors": str(errors),
-              "skipped": "0", "time": total}
+    counts = {"tests": str(len(outcomes)), "failures": str(found.count("flagged")),
+              "errors": str(found.count("could not check")),
+              "skipped": str(found.count("inconclusive")), "time": total}
     root = ET.Element("testsuites", {"name": _text(name), **counts})
     suite = ET.SubElement(root, "testsuite", {
         "name": _text(name), **counts, "timestamp": timestamp,
         "hostname": _text(hostname if hostname is not None else platform.node())})
     for o in outcomes:
-        case = ET.SubElement(suite, "testcase", {
-            "classname": _text(o.source), "name": _text(o.label), "time": f"{o.seconds:.3f}"})
-        if o.report is None:
-            error = ET.SubElement(case, "error", {"message": _text(o.error),
-                                                  "type": "crosscheck.CheckError"})
-            error.text = _text(o.error)
-            continue
-        if not o.report.ok:
-            failure = ET.SubElement(case, "failure", {
-                "message": _text(failure_message(o.report)), "type": "crosscheck.flagged"})
-            failure.text = _text(str(o.report))
-        else:
-            out = ET.SubElement(case, "system-out")
-            out.text = _text(str(o.report))
+        _testcase(suite, o)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -10,10 +10,13 @@ import html
 from typing import Optional
 
 from ._render_comparison import comparison_headline, comparison_lines
-from ._render_text import MARK, _num, headline, references_phrase
+from ._render_text import MARK, _num, headline, notes, references_phrase
 from ._run_file import as_outcomes, summary
 
-VERDICT = {"ok": "✅ agrees", "flagged": "❌ flagged", "error": "⚠️ could not check"}
+# outcome -> its cell: a mark a reader tells apart at a glance, and the word. Only a case
+# every block of which was vouched for gets the green tick.
+SIGN = {"agrees": "✅", "flagged": "❌", "inconclusive": "❔", "could not check": "⚠️"}
+VERDICT = {outcome: f"{sign} {outcome}" for outcome, sign in SIGN.items()}
 
 
 def escape(text) -> str:
@@ -35,8 +38,9 @@ def _block_table(report) -> list:
     return lines
 
 
-def _case_details(report) -> list:
-    lines = [f"### {escape(report.case or 'report')}", "", escape(headline(report)), "",
+def _case_details(report, level: str = "###") -> list:
+    lines = [f"{level} {escape(report.case or 'report')}", "",
+             f"{SIGN[report.outcome]} {escape(headline(report))}", "",
              *_block_table(report), ""]
     for name in report.flagged:
         block = report.blocks[name]
@@ -44,7 +48,7 @@ def _case_details(report) -> list:
         lines.append(f"- **{escape(name)}**: {escape(text)}")
     for name in report.inconclusive:
         lines.append(f"- {escape(name)} (inconclusive): {escape(report.blocks[name].reason)}")
-    for note in report.notes:
+    for note in notes(report):
         lines.append(f"- note: {escape(note)}")
     lines += [f"- {escape(n)}: {escape(i.error)}" for n, i in report.oracles.items() if i.error]
     return lines + [""]
@@ -60,22 +64,24 @@ def render_markdown(items, *, title: str = "crosscheck",
         metadata: a run's metadata (``crosscheck._run_file.metadata``), shown as a footer.
 
     Returns:
-        A headline, a table case × verdict × flagged blocks, then, per flagged case, its block
-        table and diagnoses, and the errors of cases that could not be checked.
+        A headline, a table case × outcome × flagged blocks, then, per flagged or
+        inconclusive case, its block table and the reasons, and the errors of cases that
+        could not be checked.
     """
     outcomes = as_outcomes(items)
     lines = [f"## {escape(title)}", "", f"**{escape(summary(outcomes))}**", "",
-             "| case | verdict | flagged blocks | references |", "|---|---|---|---|"]
+             "| case | outcome | flagged blocks | references |", "|---|---|---|---|"]
     for o in outcomes:
         flagged = ", ".join(o.report.flagged) if o.report is not None else ""
         refs = (references_phrase(o.report) or "by " + ", ".join(o.report.references)) \
             if o.report is not None else ""
-        lines.append(f"| {escape(o.label)} | {VERDICT[o.status]} | {escape(flagged)} | {escape(refs)} |")
+        lines.append(f"| {escape(o.label)} | {VERDICT[o.outcome]} | {escape(flagged)} | "
+                     f"{escape(refs)} |")
     lines.append("")
     for o in outcomes:
-        if o.status == "flagged":
+        if o.outcome in ("flagged", "inconclusive"):
             lines += _case_details(o.report)
-    errors = [o for o in outcomes if o.status == "error"]
+    errors = [o for o in outcomes if o.report is None]
     if errors:
         lines += ["### Could not be checked", ""]
         lines += [f"- **{escape(o.label)}**: {escape(o.error)}" for o in errors]
@@ -86,6 +92,12 @@ def render_markdown(items, *, title: str = "crosscheck",
                      f"{escape(metadata.get('host', ''))}: {escape(versions)}</sub>")
         lines.append("")
     return "\n".join(lines)
+
+
+def render_report_markdown(report) -> str:
+    """One report as Markdown (``report.save("r.md")``): its outcome and headline, the block
+    table, the diagnoses and reasons, notes and oracle errors."""
+    return "\n".join(_case_details(report, "##"))
 
 
 def render_comparison_markdown(cmp, old: str = "old", new: str = "new") -> str:

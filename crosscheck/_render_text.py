@@ -60,17 +60,29 @@ def references_phrase(report) -> str:
 
 
 def headline(report) -> str:
+    """The case's outcome in one line: ``FLAGGED 2 of 6 block(s): b1, W2``, ``INCONCLUSIVE 1
+    of 3 block(s): W; none flagged``, ``all 6 block(s) agree``; then which references
+    decided, when not all those asked for ran."""
     name = f"{_name(report.case)}: " if report.case else ""
     n = len(report.blocks)
     by = references_phrase(report)
     by = f" — {by}" if by else ""
+    unsure = ', '.join(map(_name, report.inconclusive))
     if report.flagged:
+        also = f"; inconclusive: {unsure}" if unsure else ""
         return (f"{name}FLAGGED {len(report.flagged)} of {n} block(s): "
-                f"{', '.join(map(_name, report.flagged))}{by}")
+                f"{', '.join(map(_name, report.flagged))}{also}{by}")
     if report.inconclusive:
-        return (f"{name}no block flagged; inconclusive: "
-                f"{', '.join(map(_name, report.inconclusive))}{by}")
+        return (f"{name}INCONCLUSIVE {len(report.inconclusive)} of {n} block(s): {unsure}; "
+                f"none flagged{by}")
     return f"{name}all {n} block(s) agree{by}"
+
+
+def notes(report) -> list:
+    """The report's notes, less those that only repeat an oracle's error: the footer shows
+    each oracle's error on the oracle's own line, and one error said twice reads as two."""
+    errors = {f"{name}: {info.error}" for name, info in report.oracles.items() if info.error}
+    return [note for note in report.notes if note not in errors]
 
 
 def _coverage(block) -> Optional[str]:
@@ -113,25 +125,41 @@ def _details(report) -> list:
     return lines
 
 
-def _footer(report) -> list:
-    lines = []
-    for name, info in report.oracles.items():
-        if info.error:
-            lines.append(f"  {_name(name)}: {_free_text(info.error, report)}")
-            continue
-        parity = ""
-        if info.parity is not None:
-            parity = ", forward parity ok" if info.parity else ", FORWARD DIFFERS"
-        evals = f", {info.evaluations} loss evaluations" if info.evaluations else ""
-        lines.append(f"  {name}: {info.version}, {info.seconds:.3f} s{evals}{parity}")
+def oracle_line(name: str, info) -> str:
+    """``fd: numpy 2.4.6, 0.020 s, 471 loss evaluations``, ``jax: …, forward parity ok``; an
+    oracle that failed: its error."""
+    if info.error:
+        return f"{name}: {info.error}"
+    parity = ""
+    if info.parity is not None:
+        parity = ", forward parity ok" if info.parity else ", FORWARD DIFFERS"
+    evals = f", {info.evaluations} loss evaluations" if info.evaluations else ""
+    return f"{name}: {info.version}, {info.seconds:.3f} s{evals}{parity}"
+
+
+def forward_line(report) -> str:
     fw = ", ".join(f"{k} {v:.17g}" for k, v in report.forward.items() if v is not None)
-    lines.append(f"  forward loss: {fw}")
-    orders = [f"{_name(b.name)} {b.taylor['order']:.2f}" for b in report.blocks.values()
+    return f"forward loss: {fw}"
+
+
+def taylor_line(report) -> Optional[str]:
+    """``Taylor remainder order (2 = consistent, 1 = wrong): W1 2.00, b1 1.00``, or None."""
+    orders = [f"{b.name} {b.taylor['order']:.2f}" for b in report.blocks.values()
               if b.taylor and b.taylor.get("order") is not None]
-    if orders:
-        lines.append(f"  Taylor remainder order (2 = consistent, 1 = wrong): {', '.join(orders)}")
+    if not orders:
+        return None
+    return f"Taylor remainder order (2 = consistent, 1 = wrong): {', '.join(orders)}"
+
+
+def _footer(report) -> list:
+    lines = [f"  {_free_text(oracle_line(_name(name), info), report)}"
+             for name, info in report.oracles.items()]
+    lines.append(f"  {forward_line(report)}")
+    taylor = taylor_line(report)
+    if taylor:
+        lines.append(f"  {_free_text(taylor, report)}")
     lines.append(f"  params {report.fingerprint}, seed {report.seed}, {report.seconds:.2f} s")
-    for note in report.notes:
+    for note in notes(report):
         lines.append(f"  note: {_free_text(note, report)}")
     return lines
 

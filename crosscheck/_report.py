@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -16,6 +17,10 @@ import numpy as np
 SCHEMA = "crosscheck.report/1"
 
 Verdict = Literal["ok", "wrong", "inconclusive"]
+# What a case came to, in one word (docs/formats.md): a report is one of the first three; a
+# case whose input was refused or whose code crashed has no report and is "could not check".
+CaseOutcome = Literal["agrees", "flagged", "inconclusive", "could not check"]
+OUTCOMES: tuple = ("agrees", "flagged", "inconclusive", "could not check")
 DiagnosisKind = Literal["scale", "sign", "transpose", "regularization", "partial", "zero",
                         "nonfinite", "other"]
 
@@ -139,8 +144,10 @@ class Report:
 
     ``ok`` is True when no block is flagged; ``flagged`` lists the wrong blocks in params
     order; ``blocks[name]`` holds each block's verdict, differences and diagnosis.
-    ``to_dict()`` is JSON-ready (schema ``crosscheck.report/1``); ``str(report)`` is the
-    table.
+    ``vouched`` is True only when every block is ``ok``, and ``outcome`` says what the case
+    came to in one word: ``agrees``, ``flagged`` or ``inconclusive``. ``to_dict()`` is
+    JSON-ready (schema ``crosscheck.report/1``); ``str(report)`` is the table;
+    ``save(path)`` writes it as HTML, JSON, Markdown, text or JUnit by the path's suffix.
     """
 
     blocks: dict
@@ -165,7 +172,25 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """No block is flagged. An inconclusive block does not make it False: see
+        :attr:`vouched` for "every block was checked and agrees"."""
         return not self.flagged
+
+    @property
+    def vouched(self) -> bool:
+        """Every block is ``ok``: the references vouch for the whole gradient. False when a
+        block is wrong or inconclusive -- ``ok`` alone would call a case green that no
+        reference could vouch for (centered differences too coarse for a float32 loss)."""
+        return all(block.verdict == "ok" for block in self.blocks.values())
+
+    @property
+    def outcome(self) -> CaseOutcome:
+        """``"flagged"`` (a block is wrong), ``"inconclusive"`` (none wrong, at least one not
+        vouched for) or ``"agrees"`` (every block ok). A report always was checked, so never
+        ``"could not check"``: that outcome belongs to a case without a report."""
+        if self.flagged:
+            return "flagged"
+        return "agrees" if self.vouched else "inconclusive"
 
     @property
     def references(self) -> list:
@@ -174,8 +199,8 @@ class Report:
 
     def to_dict(self) -> dict:
         return _clean({
-            "schema": SCHEMA, "case": self.case, "ok": self.ok, "flagged": self.flagged,
-            "references": self.references,
+            "schema": SCHEMA, "case": self.case, "outcome": self.outcome, "ok": self.ok,
+            "flagged": self.flagged, "references": self.references,
             "inconclusive": self.inconclusive, "fingerprint": self.fingerprint,
             "forward": self.forward,
             "oracles": {name: info.to_dict() for name, info in self.oracles.items()},
@@ -183,6 +208,26 @@ class Report:
             "notes": self.notes, "seconds": round(self.seconds, 6), "seed": self.seed,
             "noise": self.noise, "tolerances": self.tolerances, "options": self.options,
         })
+
+    def save(self, path) -> Path:
+        """Write the report to ``path`` atomically, in the format its suffix names.
+
+        ``.html`` a self-contained page with the charts (as ``crosscheck check --html``),
+        ``.json`` :meth:`to_dict` (schema ``crosscheck.report/1``), ``.md`` the Markdown
+        table and diagnoses, ``.txt`` the text table (``str(report)``), ``.xml`` JUnit with
+        one testcase. The file is written beside its target and renamed into place, so a
+        reader never sees half of it; missing folders are created.
+
+        Returns:
+            The path written, as a :class:`pathlib.Path`.
+
+        Raises:
+            CheckError: the suffix is none of those (the message names it and the allowed
+                ones).
+            OSError: the file cannot be written.
+        """
+        from ._presentation import save   # on first use, as in _present: see there why
+        return save(self, path)
 
     def __str__(self) -> str:
         return _present("plain", self)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Collection, Optional
 
 RESERVED = ("index", "run")   # stems of the files that cover every report
 
@@ -20,13 +20,31 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "report"
 
 
-def save_reports(directory, pairs, *, command: Optional[str] = None) -> list:
+def _unique(stem: str, taken: set) -> str:
+    """``stem``, else ``stem-2``, ``stem-3``, ...: the first name no earlier report took.
+
+    Names are compared folded to lower case, as macOS and Windows compare file names, and a
+    numbered name is checked like any other (``test_a[x_y-2]`` slugs to what the second
+    ``test_a[x/y]`` would be numbered), so no report overwrites another.
+    """
+    name, n = stem, 1
+    while name.lower() in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    taken.add(name.lower())
+    return name
+
+
+def save_reports(directory, pairs, *, command: Optional[str] = None,
+                 expected: Collection[int] = ()) -> list:
     """Write ``(test_id, report)`` pairs into ``directory``; return the written paths.
 
     Args:
         directory: the folder (created if missing).
         pairs: ``(test id or None, Report)`` pairs, in the order they were made.
         command: the command that ran them, for the run's metadata.
+        expected: indices into ``pairs`` of flagged reports whose test expected the flag
+            (it passed or xfailed all the same); the pages call them "flagged as expected".
 
     Returns:
         The paths written: per report its JSON and HTML, then ``index.html`` and ``run.json``.
@@ -36,21 +54,19 @@ def save_reports(directory, pairs, *, command: Optional[str] = None) -> list:
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    written, outcomes, seen = [], [], {stem: 1 for stem in RESERVED}
-    for test_id, report in pairs:
+    written, outcomes, taken = [], [], set(RESERVED)
+    for i, (test_id, report) in enumerate(pairs):
         label = test_id or report.case or "report"
-        stem = _slug(label)
-        seen[stem] = seen.get(stem, 0) + 1
-        if seen[stem] > 1:
-            stem = f"{stem}-{seen[stem]}"
+        stem = _unique(_slug(label), taken)
+        outcome = Outcome(label, report, None, report.seconds, expected=i in expected)
         data = report.to_dict()
         data["test"] = test_id
         path = out / f"{stem}.json"
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")
         html_path = out / f"{stem}.html"
-        html_path.write_text(render_page([report], title=label), encoding="utf-8")
+        html_path.write_text(render_page([outcome], title=label), encoding="utf-8")
         written += [path, html_path]
-        outcomes.append(Outcome(label, report, None, report.seconds))
+        outcomes.append(outcome)
     index = out / "index.html"
     index.write_text(render_page(outcomes, title="crosscheck reports"), encoding="utf-8")
     doc = run_document(outcomes, command or "")

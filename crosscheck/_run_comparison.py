@@ -4,7 +4,9 @@ A nightly job that fails on every known bug teaches people to ignore it. So the 
 separates what is *new* (a case that agreed and now is flagged or crashes; a block newly wrong
 in a case already flagged) from what is known (still failing), fixed, re-diagnosed (same wrong
 block, a different kind of error), added, removed, or much slower. Only the new fails the
-comparison (:attr:`RunComparison.failed`). It reads the report dicts of run files, never
+comparison (:attr:`RunComparison.failed`). A case that agreed and now is inconclusive (no block
+wrong, but not every block vouched for) has not failed, yet it is no longer proven either: it
+is listed on its own (:attr:`RunComparison.inconclusive`), so that the exit status can say so. It reads the report dicts of run files, never
 live reports, so that runs from other machines and older versions compare alike; the text
 and Markdown views are renderers' (:mod:`crosscheck._render_comparison`).
 """
@@ -15,6 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ._run_file import report_outcome
+
 SLOWER_RATIO = 2.0      # an oracle is "much slower" when its time grew by more than 2× ...
 SLOWER_SECONDS = 0.5    # ... and by more than half a second (timer noise on tiny cases)
 
@@ -23,14 +27,17 @@ SLOWER_SECONDS = 0.5    # ... and by more than half a second (timer noise on tin
 class RunComparison:
     """What changed between two runs. Every entry names its case.
 
-    ``new_failures``: cases flagged or erroring now that agreed (or were absent) before;
-    ``new_blocks``: blocks newly wrong in a case that was already flagged; ``fixed``: cases
-    that agree now and did not before; ``changed``: same case, same wrong block, a different
-    diagnosis; ``slower``: oracles whose time grew past both thresholds.
+    ``new_failures``: cases flagged or erroring now that agreed, were inconclusive or were
+    absent before; ``new_blocks``: blocks newly wrong in a case that was already flagged;
+    ``inconclusive``: cases inconclusive now that were not before (they agreed, were flagged,
+    could not be checked, or were absent); ``fixed``: cases that agree now and did not
+    before; ``changed``: same case, same wrong block, a different diagnosis; ``slower``:
+    oracles whose time grew past both thresholds.
     """
 
     new_failures: list = field(default_factory=list)   # {"case", "now", "before"}
     new_blocks: list = field(default_factory=list)     # {"case", "blocks"}
+    inconclusive: list = field(default_factory=list)   # {"case", "now", "before"}
     fixed: list = field(default_factory=list)          # {"case", "before"}
     still_failing: list = field(default_factory=list)  # case names
     changed: list = field(default_factory=list)        # {"case", "block", "before", "now"}
@@ -42,6 +49,11 @@ class RunComparison:
     def failed(self) -> bool:
         """Something fails now that did not before."""
         return bool(self.new_failures or self.new_blocks)
+
+    @property
+    def unvouched(self) -> bool:
+        """Nothing fails anew, but some case is newly inconclusive."""
+        return not self.failed and bool(self.inconclusive)
 
 
 def _index(reports: list) -> dict:
@@ -58,17 +70,18 @@ def _index(reports: list) -> dict:
 
 
 def _status(r: Optional[dict]) -> str:
+    """``absent``, ``ok`` (agrees), ``flagged``, ``inconclusive`` or ``error``."""
     if r is None:
         return "absent"
-    if "error" in r:
-        return "error"
-    return "ok" if r.get("ok") else "flagged"
+    return {"agrees": "ok", "could not check": "error"}.get(report_outcome(r), report_outcome(r))
 
 
 def _describe(r: Optional[dict]) -> str:
     status = _status(r)
     if status == "flagged":
         return f"flagged {', '.join(r.get('flagged') or [])}"
+    if status == "inconclusive":
+        return f"inconclusive {', '.join(r.get('inconclusive') or [])}".rstrip()
     if status == "error":
         return f"could not be checked: {r['error']}"
     return {"ok": "agrees", "absent": "absent"}[status]
@@ -104,12 +117,15 @@ def compare_runs(old: list, new: list, *, slower_ratio: float = SLOWER_RATIO,
         was, now = before.get(case), _status(r)
         if was is None:
             out.added.append({"case": case, "now": _describe(r)})
-        if now in ("flagged", "error") and _status(was) in ("ok", "absent"):
+        if now in ("flagged", "error") and _status(was) in ("ok", "inconclusive", "absent"):
             out.new_failures.append({"case": case, "now": _describe(r),
                                      "before": _describe(was)})
         elif now in ("flagged", "error"):
             out.still_failing.append(case)
-        elif now == "ok" and _status(was) in ("flagged", "error"):
+        elif now == "inconclusive" and _status(was) != "inconclusive":
+            out.inconclusive.append({"case": case, "now": _describe(r),
+                                     "before": _describe(was)})
+        elif now == "ok" and _status(was) in ("flagged", "error", "inconclusive"):
             out.fixed.append({"case": case, "before": _describe(was)})
         if was is None or now == "error" or _status(was) == "error":
             continue

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from ._errors import CheckError
+from ._report import OUTCOMES, CaseOutcome
 from ._report import SCHEMA as REPORT_SCHEMA
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ SCHEMA = "crosscheck.run/1"
 VERSIONED = ("numpy", "jax", "torch")
 
 Status = Literal["ok", "flagged", "error"]
+COULD_NOT_CHECK: CaseOutcome = "could not check"
 
 
 @dataclass
@@ -39,13 +41,16 @@ class Outcome:
 
     ``target`` is the :class:`crosscheck._targets.Target`, or a string naming the case (the
     target string when loading it failed, a test id). It unpacks and indexes as ``(target,
-    report, error)``, the tuples ``run_targets`` used to return.
+    report, error)``, the tuples ``run_targets`` used to return. ``expected`` marks a flag
+    its caller expected (a pytest test that asserts a planted bug is caught, and passed):
+    the outcome stays ``flagged``, but pages say "flagged as expected", not FLAGGED.
     """
 
     target: Any
     report: Any = None
     error: Optional[str] = None
     seconds: float = 0.0
+    expected: bool = False
 
     @property
     def label(self) -> str:
@@ -63,9 +68,16 @@ class Outcome:
 
     @property
     def status(self) -> Status:
+        """``ok`` (no block flagged, as ``report.ok``), ``flagged`` or ``error``; an
+        inconclusive case is ``ok`` here -- :attr:`outcome` tells it apart."""
         if self.report is None:
             return "error"
         return "ok" if self.report.ok else "flagged"
+
+    @property
+    def outcome(self) -> CaseOutcome:
+        """``agrees``, ``flagged``, ``inconclusive`` or ``could not check``."""
+        return COULD_NOT_CHECK if self.report is None else self.report.outcome
 
     def __iter__(self):
         return iter((self.target, self.report, self.error))
@@ -85,17 +97,27 @@ def as_outcomes(items) -> list:
     return out
 
 
+def counts(outcomes) -> dict:
+    """``{"agrees": n, "flagged": n, "inconclusive": n, "could not check": n}``."""
+    found = [o.outcome for o in as_outcomes(outcomes)]
+    return {outcome: found.count(outcome) for outcome in OUTCOMES}
+
+
 def summary(outcomes) -> str:
-    """``2 case(s): 1 agree, 1 flagged (seed_net/buggy)``."""
+    """``3 case(s): 1 agree, 1 flagged (seed_net/buggy), 1 inconclusive (logit/f32)``.
+
+    ``agree`` is always there, the other outcomes when some case came to them, each with
+    the cases' names -- an inconclusive case is never counted as agreeing."""
     outcomes = as_outcomes(outcomes)
-    flagged = [o.label for o in outcomes if o.status == "flagged"]
-    errors = [o.label for o in outcomes if o.status == "error"]
-    n = len(outcomes)
-    text = f"{n} case(s): {n - len(flagged) - len(errors)} agree"
-    if flagged:
-        text += f", {len(flagged)} flagged ({', '.join(flagged)})"
-    if errors:
-        text += f", {len(errors)} could not be checked ({', '.join(errors)})"
+    text = f"{len(outcomes)} case(s): {counts(outcomes)['agrees']} agree"
+    for outcome, expected, words in (("flagged", False, "flagged"),
+                                     ("flagged", True, "flagged as expected"),
+                                     ("inconclusive", False, "inconclusive"),
+                                     (COULD_NOT_CHECK, False, "could not be checked")):
+        labels = [o.label for o in outcomes
+                  if o.outcome == outcome and o.expected == expected]
+        if labels:
+            text += f", {len(labels)} {words} ({', '.join(labels)})"
     return text
 
 
@@ -117,11 +139,19 @@ def metadata(command: str) -> dict:
             "platform": platform.platform(), "command": command}
 
 
+def error_entry(case: str, error: Optional[str]) -> dict:
+    """The short form of a case that could not be checked (``crosscheck.report/1``'s
+    ``error`` form, without ``schema``)."""
+    return {"case": case, "outcome": COULD_NOT_CHECK, "error": error}
+
+
 def run_document(outcomes, command: str, suite: Optional[Suite] = None) -> dict:
     """The ``crosscheck.run/1`` JSON document of a run."""
-    reports = [o.report.to_dict() if o.report is not None
-               else {"case": o.label, "error": o.error} for o in as_outcomes(outcomes)]
-    doc = {"schema": SCHEMA, "metadata": metadata(command), "reports": reports}
+    outcomes = as_outcomes(outcomes)
+    reports = [o.report.to_dict() if o.report is not None else error_entry(o.label, o.error)
+               for o in outcomes]
+    doc = {"schema": SCHEMA, "metadata": metadata(command), "outcomes": counts(outcomes),
+           "reports": reports}
     if suite is not None:
         doc["suite"] = suite.to_dict()
     return doc
@@ -136,9 +166,40 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def report_outcome(r: dict) -> CaseOutcome:
+    """The outcome of a report dict: its ``outcome``, or, in a file written before reports
+    had one, what ``error``, ``flagged`` and ``inconclusive`` say."""
+    if "error" in r:
+        return COULD_NOT_CHECK
+    if r.get("outcome") in OUTCOMES:
+        return r["outcome"]
+    if r.get("flagged"):
+        return "flagged"
+    return "inconclusive" if r.get("inconclusive") else "agrees"
+
+
+def _outcome_problem(r: dict) -> Optional[str]:
+    """What is wrong with a report dict's ``outcome`` and ``inconclusive``, or None."""
+    inconclusive = r.get("inconclusive", [])
+    if not isinstance(inconclusive, list) or not all(isinstance(b, str) for b in inconclusive):
+        return f"has `inconclusive` = {_short(inconclusive)}, not a list of block names"
+    if "outcome" not in r:
+        return None
+    outcome, derived = r["outcome"], report_outcome({k: v for k, v in r.items()
+                                                      if k != "outcome"})
+    if outcome not in OUTCOMES:
+        return (f"has `outcome` = {_short(outcome)}, not one of "
+                f"{', '.join(repr(o) for o in OUTCOMES)}")
+    if outcome != derived:
+        return f"says `outcome: {outcome}` where its blocks say {derived!r}"
+    return None
+
+
 def _report_problem(r: dict) -> Optional[str]:
     """What in one report dict :mod:`crosscheck._run_comparison` could not read, or None."""
     if "error" in r:
+        if r.get("outcome", COULD_NOT_CHECK) != COULD_NOT_CHECK:
+            return f"has an `error` but `outcome` = {_short(r['outcome'])}"
         return None if isinstance(r["error"], str) else \
             f"has `error` = {_short(r['error'])}, not a string"
     ok, flagged = r.get("ok"), r.get("flagged")
@@ -150,6 +211,9 @@ def _report_problem(r: dict) -> Optional[str]:
     if ok == bool(flagged):
         return ("says `ok: true` but flags " + ", ".join(f"`{b}`" for b in flagged) if ok
                 else "says `ok: false` but flags no block")
+    problem = _outcome_problem(r)
+    if problem:
+        return problem
     oracles = r.get("oracles")
     if oracles is not None:
         if not isinstance(oracles, dict):

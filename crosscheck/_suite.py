@@ -9,6 +9,8 @@
     fd = "auto"                        # optional: "auto", "all" or elements sampled per block
     tolerances = {fd_safety = 8.0}     # optional; merged into check's `tolerances=`
 
+A case is any target ``crosscheck check`` takes: a layer's too (``Case.layer``, e.g.
+``"reference/layers.py:affine/buggy"``, found by its name in the module's ``cases``).
 ``crosscheck run`` checks every case with these options. The table is read and checked here,
 at the door, so that a typo (``case =``, ``fd_safty``) is an error naming the key and the
 file, never an option silently ignored a night long.

@@ -56,13 +56,55 @@ def raised(exc: BaseException) -> str:
     return f"raised {type(exc).__name__}: {exc}"
 
 
+def _listed(module) -> list:
+    """``(where, case)`` for every Case inside the module's lists and tuples, ``where`` as
+    ``cases[1]``. Only lists and tuples: a generator would be used up, a callable run."""
+    return [(f"{name}[{index}]", item) for name, value in vars(module).items()
+            if not name.startswith("__") and isinstance(value, (list, tuple))
+            for index, item in enumerate(value) if isinstance(item, Case)]
+
+
+def _in_a_list(module, target: str, where: str, attr: str) -> Case:
+    """The case named ``attr`` inside one of the module's lists, for ``models/rnn.py:correct``
+    when the module defines only ``cases = [Case("correct", …), …]``.
+
+    Raises:
+        CheckError: no case has that name (the module's cases and lists named), or two
+            different ones have (both places named).
+    """
+    listed = _listed(module)
+    hits: dict = {}   # id(case) -> (place, case): one Case in two lists is still one case
+    for place, case in listed:
+        if case.name == attr:
+            hits.setdefault(id(case), (place, case))
+    if len(hits) > 1:
+        places = [f"`{place}`" for place, _ in hits.values()]
+        lists = sorted({place.split("[")[0] for place, _ in hits.values()})
+        raise CheckError(f"target `{target}`: more than one case in `{where}` is named "
+                         f"`{attr}`: {', '.join(places[:-1])} and {places[-1]}; give them "
+                         f"distinct names, or name the whole list (`{where}:{lists[0]}`).")
+    if hits:
+        return next(iter(hits.values()))[1]
+    found = sorted(k for k, v in vars(module).items() if isinstance(v, Case) or (k == "cases"))
+    inside = sorted({case.name for _, case in listed} - set(found))
+    parts = ([", ".join(found)] if found else []) + (
+        [f"in its lists, cases named {', '.join(inside)}"] if inside else [])
+    hint = f" (it defines: {'; '.join(parts)})" if parts else ""
+    raise CheckError(f"target `{target}`: `{where}` has no `{attr}`{hint}.")
+
+
 def load(target: str, base: str | os.PathLike | None = None) -> list:
     """The cases a target names, as :class:`Target` objects.
 
+    ``NAME`` is an attribute of the module (a Case, an iterable of Cases, or a zero-argument
+    callable returning either); failing that, the name of one Case inside the module's lists
+    or tuples (``rnn.py:correct`` when the module defines only ``cases = [...]``).
+
     Raises:
-        CheckError: the file, module or name does not exist, or does not name cases; or
-            importing it or calling its factory raised or exited (``sys.exit``). Only
-            ``KeyboardInterrupt`` passes through.
+        CheckError: the file, module or name does not exist, or does not name cases; two
+            cases in the module's lists share the name; or importing it or calling its
+            factory raised or exited (``sys.exit``). Only ``KeyboardInterrupt`` passes
+            through.
     """
     where, sep, attr = target.rpartition(":")
     if not sep or not where or not attr:
@@ -87,10 +129,8 @@ def load(target: str, base: str | os.PathLike | None = None) -> list:
         raise CheckError(f"target `{target}`: importing it raised {type(exc).__name__}: "
                          f"{exc}") from exc
     if not hasattr(module, attr):
-        found = sorted(k for k, v in vars(module).items()
-                       if isinstance(v, Case) or (k == "cases"))
-        hint = f" (it defines: {', '.join(found)})" if found else ""
-        raise CheckError(f"target `{target}`: `{where}` has no `{attr}`{hint}.")
+        case = _in_a_list(module, target, where, attr)
+        return [Target(f"{stem}/{case.name}", case, source)]
     value = getattr(module, attr)
     if callable(value) and not isinstance(value, Case):
         try:

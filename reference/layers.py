@@ -11,11 +11,16 @@ training mode -- each with its correct backward and a backward with one planted 
 * ``batchnorm_backward_buggy``: ``dx = dx_hat / std``, treating the batch mean and variance
   as constants (the classic batch-norm slip: they depend on ``x`` too).
 
-``check_layer`` does not fit :class:`crosscheck.Case` (a Case is the input of
-``check(loss, grad, params, *args)``; a layer is a forward, a backward and named inputs), so
-the layers come as :func:`layer_cases`, a list of :class:`LayerCase`, and ``EXPECTED`` says
-which inputs each backward gets wrong. Run one with ``layer_case.check(**options)``. (Not
-named ``cases``: on the command line ``module:cases`` must name ``Case`` objects.)
+Each is a :class:`crosscheck.Case` made by ``Case.layer`` (the same check as
+:func:`crosscheck.check_layer`), so the command line, suites and ``scripts/compare.py`` run
+them as they run every other case::
+
+    crosscheck check reference/layers.py:cases            # all six (or :layer_cases)
+    crosscheck check reference/layers.py:affine/buggy     # one, by its name in `cases`
+
+``EXPECTED`` says which inputs each backward gets wrong; :func:`layer_inputs` gives each
+case's forward, backward and inputs for calling ``check_layer`` directly, and
+``case.check(**options)`` checks one from Python.
 
 Written for the rebinding: every numpy call goes through ``np``. Two places differ from
 cs231n's text for that reason: ``affine_forward`` uses ``np.dot(x.reshape(...), w)`` rather
@@ -28,10 +33,9 @@ user's dict never receives a jax tracer or a torch tensor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
+
+from crosscheck import Case
 
 
 # ----------------------------------------------------------------------------- affine
@@ -133,24 +137,23 @@ def batchnorm_backward_buggy(dout, cache):
 
 
 # ----------------------------------------------------------------------------- the cases
-@dataclass(frozen=True)
-class LayerCase:
-    """One ``check_layer`` call: ``check_layer(forward, backward, **inputs, **options)``."""
+class LayerCase(Case):
+    """A layer's :class:`crosscheck.Case` that also checks itself from Python.
 
-    name: str
-    forward: Callable
-    backward: Callable
-    inputs: dict = field(default_factory=dict)
+    ``check()`` is ``crosscheck.check`` on the Case's own fields, the report named
+    ``layers/<name>`` as the command line names it.
+    """
 
     def check(self, **options):
         import crosscheck
 
-        options.setdefault("case", f"layers/{self.name}")
-        return crosscheck.check_layer(self.forward, self.backward, **self.inputs, **options)
+        options = {**self.options, "case": f"layers/{self.name}", **options}
+        return crosscheck.check(self.loss, self.grad, self.params, *self.args, **options)
 
 
-def layer_cases() -> list:
-    """Every layer with its correct and its buggy backward, on fresh seeded inputs."""
+def layer_inputs() -> list:
+    """``(name, forward, backward, inputs)`` for every layer with its correct and its buggy
+    backward, on fresh seeded inputs (``check_layer(forward, backward, **inputs)``)."""
     rng = np.random.default_rng(231)
     x_affine = rng.standard_normal((4, 3, 2))
     w = rng.standard_normal((6, 5))
@@ -162,15 +165,23 @@ def layer_cases() -> list:
     affine = {"x": x_affine, "w": w, "b": b}
     bn = {"x": x_bn, "gamma": gamma, "beta": beta, "bn_param": {"mode": "train", "eps": 1e-5}}
     return [
-        LayerCase("affine/correct", affine_forward, affine_backward, dict(affine)),
-        LayerCase("affine/buggy", affine_forward, affine_backward_buggy, dict(affine)),
-        LayerCase("relu/correct", relu_forward, relu_backward, {"x": x_relu}),
-        LayerCase("relu/buggy", relu_forward, relu_backward_buggy, {"x": x_relu}),
-        LayerCase("batchnorm/correct", batchnorm_forward, batchnorm_backward, dict(bn)),
-        LayerCase("batchnorm/buggy", batchnorm_forward, batchnorm_backward_buggy,
-                  {**bn, "bn_param": {"mode": "train", "eps": 1e-5}}),
+        ("affine/correct", affine_forward, affine_backward, dict(affine)),
+        ("affine/buggy", affine_forward, affine_backward_buggy, dict(affine)),
+        ("relu/correct", relu_forward, relu_backward, {"x": x_relu}),
+        ("relu/buggy", relu_forward, relu_backward_buggy, {"x": x_relu}),
+        ("batchnorm/correct", batchnorm_forward, batchnorm_backward, dict(bn)),
+        ("batchnorm/buggy", batchnorm_forward, batchnorm_backward_buggy,
+         {**bn, "bn_param": {"mode": "train", "eps": 1e-5}}),
     ]
 
+
+def layer_cases() -> list:
+    """Every layer with its correct and its buggy backward, as Cases on fresh seeded inputs."""
+    return [LayerCase.layer(name, forward, backward, **inputs)
+            for name, forward, backward, inputs in layer_inputs()]
+
+
+cases = layer_cases()
 
 EXPECTED = {
     "affine/correct": {"flagged": []},

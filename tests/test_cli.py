@@ -1,7 +1,8 @@
 """The command line, end to end: ``python -m crosscheck check TARGET…`` in a subprocess.
 
-Exit status 0 all agree, 1 some block flagged, 2 could not check. The heavy runs (all three
-oracles) are started together once per module and shared by the tests.
+Exit status 0 all agree, 1 some block flagged, 2 could not check, 3 inconclusive (the
+outcomes themselves are tested in test_outcomes.py). The heavy runs (all three oracles) are
+started together once per module and shared by the tests.
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ def test_sys_exit_in_a_loss_is_that_cases_could_not_check_and_the_others_go_on(f
     message = (f"the case's code called sys.exit(0) at models.py:{EXIT_LINE}; a loss or "
                f"gradient must return a value or raise, not end the process.")
     assert data[1] == {"schema": "crosscheck.report/1", "case": "models/exiting",
-                       "error": message}
+                       "error": message, "outcome": "could not check"}
     assert f"crosscheck: models/exiting: {message}" in run.stderr
     assert ("crosscheck: 3 case(s): 1 agree, 1 flagged (models/wrong), 1 could not be checked "
             "(models/exiting)") in run.stdout
@@ -155,7 +155,8 @@ def test_sys_exit_at_a_targets_import_is_that_targets_could_not_check(folder):
     message = ("target `exits_at_import.py:case`: importing it called sys.exit(0) at "
                "exits_at_import.py:3; a module that defines cases must not exit when "
                "imported: put its script part under `if __name__ == \"__main__\":`.")
-    assert data["reports"][1] == {"case": "exits_at_import.py:case", "error": message}
+    assert data["reports"][1] == {"case": "exits_at_import.py:case", "error": message,
+                                  "outcome": "could not check"}
     assert f"crosscheck: {message}" in run.stderr
     assert data["reports"][0]["ok"] is True and data["reports"][2]["flagged"] == ["w"]
 

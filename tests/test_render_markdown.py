@@ -20,7 +20,7 @@ def test_run_summary_names_cases_blocks_and_diagnoses(reports):
     assert lines[0] == "## nightly"
     assert ("**3 case(s): 1 agree, 1 flagged (seed_net/buggy), 1 could not be checked "
             "(x.py:y)**") in lines
-    assert "| case | verdict | flagged blocks | references |" in lines
+    assert "| case | outcome | flagged blocks | references |" in lines
     assert "| seed_net/correct | ✅ agrees |  | by centered differences alone |" in lines
     assert "| seed_net/buggy | ❌ flagged | b1, W2 | by centered differences alone |" in lines
     assert "| x.py:y | ⚠️ could not check |  |  |" in lines

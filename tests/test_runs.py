@@ -93,6 +93,7 @@ def test_outcomes_summary_and_document(reports):
     buggy = reports.get("seed_net", "buggy", oracles=("fd",))
     outcomes = [*as_outcomes([correct, buggy]), Outcome("nope.py:x", None, "no file", 0.1)]
     assert [o.status for o in outcomes] == ["ok", "flagged", "error"]
+    assert [o.outcome for o in outcomes] == ["agrees", "flagged", "could not check"]
     assert [o.label for o in outcomes] == ["seed_net/correct", "seed_net/buggy", "nope.py:x"]
     assert outcomes[2].source == "nope.py"
     target, report, error = outcomes[2]
@@ -103,7 +104,11 @@ def test_outcomes_summary_and_document(reports):
     assert doc["schema"] == SCHEMA
     assert doc["reports"][0]["schema"] == "crosscheck.report/1"
     assert doc["reports"][1]["flagged"] == ["b1", "W2"]
-    assert doc["reports"][2] == {"case": "nope.py:x", "error": "no file"}
+    assert doc["reports"][2] == {"case": "nope.py:x", "outcome": "could not check",
+                                 "error": "no file"}
+    assert doc["reports"][0]["outcome"] == "agrees" and doc["reports"][1]["outcome"] == "flagged"
+    assert doc["outcomes"] == {"agrees": 1, "flagged": 1, "inconclusive": 0,
+                               "could not check": 1}
     assert doc["suite"]["cases"] == ["a.py:x"]
     json.dumps(doc)   # JSON-ready
 

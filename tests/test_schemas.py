@@ -212,6 +212,10 @@ def run_file(tmp_path_factory):
 def test_cli_run_file_validates(run_file):
     assert run_file["schema"] == "crosscheck.run/1"
     assert [("error" in r) for r in run_file["reports"]] == [False, False, True, True]
+    assert [r["outcome"] for r in run_file["reports"]] == [
+        "agrees", "flagged", "could not check", "could not check"]
+    assert run_file["outcomes"] == {"agrees": 1, "flagged": 1, "inconclusive": 0,
+                                    "could not check": 2}
     assert run_file["suite"]["oracles"] == ["fd"] and run_file["suite"]["fd"] == "auto"
     assert_valid("run-1", run_file)
     for entry in run_file["reports"]:
@@ -266,6 +270,9 @@ REPORT_BREAKAGES = {
     "misspelled option": lambda d: _rename(d["options"], "taylor", "tailor"),
     "misspelled tolerance": lambda d: _rename(d["tolerances"], "fd_safety", "fd_safty"),
     "forward without numpy": lambda d: d["forward"].pop("numpy"),
+    "unknown outcome": lambda d: d.update(outcome="ok"),
+    "outcome agrees with a flagged block": lambda d: d.update(outcome="agrees"),
+    "outcome inconclusive with a flagged block": lambda d: d.update(outcome="inconclusive"),
 }
 
 
@@ -286,6 +293,10 @@ RUN_BREAKAGES = {
     "misspelled key in a report": lambda d: _rename(d["reports"][1], "blocks", "block"),
     "misspelled key in an error entry": lambda d: _rename(d["reports"][2], "error", "err"),
     "error entry without case": lambda d: d["reports"][3].pop("case"),
+    "error entry with a report's outcome": lambda d: d["reports"][2].update(outcome="flagged"),
+    "outcomes without a count": lambda d: d["outcomes"].pop("inconclusive"),
+    "outcomes with a misspelled key": lambda d: _rename(d["outcomes"], "agrees", "agree"),
+    "a negative count": lambda d: d["outcomes"].update(flagged=-1),
 }
 
 
@@ -294,6 +305,19 @@ def test_a_broken_run_file_fails_validation(run_file, breakage):
     doc = copy.deepcopy(run_file)
     RUN_BREAKAGES[breakage](doc)
     assert _errors("run-1", doc), f"{breakage} was accepted"
+
+
+def test_documents_written_before_outcomes_still_validate(reports, run_file):
+    """`outcome` and `outcomes` were added within version 1: older files lack them."""
+    doc = _json(reports.get("seed_net", "buggy").to_dict())
+    assert doc["outcome"] == "flagged"
+    doc.pop("outcome")
+    assert_valid("report-1", doc)
+    old = copy.deepcopy(run_file)
+    old.pop("outcomes")
+    for entry in old["reports"]:
+        entry.pop("outcome")
+    assert_valid("run-1", old)
 
 
 def test_a_partial_run_file_is_valid_and_says_where_the_run_stood():

@@ -139,3 +139,73 @@ def test_missing_module():
 def test_case_args_become_a_tuple():
     c = Case("c", len, len, {"w": np.ones(1)}, [1, 2])
     assert c.args == (1, 2)
+
+
+# ------------------------------------------------------------- a case by its name in a list
+
+LISTED = """
+import numpy as np
+from crosscheck import Case
+
+def loss(p):
+    return float(np.sum(p["w"] ** 2))
+
+def grad(p):
+    return {"w": 2 * p["w"]}
+
+cases = [Case("correct", loss, grad, {"w": np.ones(2)}),
+         Case("buggy", loss, lambda p: {"w": 3 * p["w"]}, {"w": np.ones(2)})]
+again = (cases[0],)                     # the same Case in a second list: still one case
+generator = (c for c in cases)          # never used up by a search
+"""
+
+
+@pytest.fixture
+def rnn(tmp_path):
+    path = tmp_path / "rnn.py"
+    path.write_text(LISTED)
+    return path
+
+
+@pytest.mark.parametrize("name", ["correct", "buggy"])
+def test_a_case_by_its_name_inside_a_list(rnn, name):
+    [target] = load(f"{rnn}:{name}")
+    assert target.label == f"rnn/{name}" and target.case.name == name
+    assert target.source == str(rnn)
+    assert target.case is next(c for c in load(f"{rnn}:cases") if c.case.name == name).case
+
+
+def test_a_search_leaves_generators_alone(rnn):
+    load(f"{rnn}:buggy")
+    assert [t.label for t in load(f"{rnn}:generator")] == ["rnn/correct", "rnn/buggy"]
+
+
+def test_an_attribute_wins_over_a_name_in_a_list(tmp_path):
+    path = tmp_path / "named.py"
+    path.write_text(LISTED + "buggy = Case('other', loss, grad, {'w': np.ones(1)})\n")
+    [target] = load(f"{path}:buggy")
+    assert target.case.name == "other"
+
+
+def test_two_cases_of_one_name_are_ambiguous(tmp_path):
+    path = tmp_path / "twice.py"
+    path.write_text(LISTED + "more = [Case('correct', loss, grad, {'w': np.ones(3)})]\n")
+    with pytest.raises(CheckError, match=re.escape(
+            f"target `{path}:correct`: more than one case in `{path}` is named `correct`: "
+            f"`cases[0]` and `more[0]`; give them distinct names, or name the whole list "
+            f"(`{path}:cases`).")):
+        load(f"{path}:correct")
+    assert load(f"{path}:buggy")[0].label == "twice/buggy"
+
+
+def test_a_missing_name_lists_the_cases_inside_the_lists(rnn):
+    with pytest.raises(CheckError, match=re.escape(
+            f"target `{rnn}:wrong`: `{rnn}` has no `wrong` (it defines: cases; in its lists, "
+            f"cases named buggy, correct).")):
+        load(f"{rnn}:wrong")
+
+
+def test_the_reference_layers_by_name():
+    [target] = load("reference/layers.py:batchnorm/buggy", base=ROOT)
+    assert target.label == "layers/batchnorm/buggy"
+    assert list(target.case.params) == ["x", "gamma", "beta"]
