@@ -10,11 +10,13 @@ from . import classic as classic
 from ._case import Case as Case
 from ._cluster import local_cluster as local_cluster
 from ._check import check as check
+from ._entry_points import locate as locate
 from ._errors import CheckError as CheckError
 from ._layer import check_layer as check_layer
 from ._report import Block as Block
 from ._report import Diagnosis as Diagnosis
 from ._report import Report as Report
+from ._taps import tap as tap
 
 
 def __getattr__(name):
@@ -26,4 +28,4 @@ def __getattr__(name):
 
 
 __all__ = ["Block", "Case", "CheckError", "Diagnosis", "Report", "check", "check_layer",
-           "classic", "local_cluster"]
+           "classic", "local_cluster", "locate", "tap"]
