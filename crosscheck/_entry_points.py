@@ -37,6 +37,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import linecache
+import os
 import types
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -61,7 +62,16 @@ class SourceLine:
     function: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line} (`{self.function}`): `{self.text}`"
+        return f"{_shown(self.file)}:{self.line} (`{self.function}`): `{self.text}`"
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it (as editors link it)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:      # another drive
+        return path
+    return path if relative.startswith("..") else relative
 
 
 @dataclass(frozen=True)

@@ -252,8 +252,21 @@ def reached(fn: Any, depth: int = 3) -> list:
             seen.add(id(f))
             order.append(f)
             following.extend(_callees(f).values())
+            following.extend(_module_functions(f))
         frontier = following
     return order
+
+
+def _module_functions(fn: types.FunctionType) -> list:
+    """Functions ``fn`` reaches as ``module.name`` (``seed.backward(...)``): read, never rebuilt."""
+    names = _names(fn.__code__)
+    out = []
+    for name in names:
+        module = fn.__globals__.get(name)
+        if isinstance(module, types.ModuleType):
+            out.extend(v for v in (getattr(module, n, None) for n in names)
+                       if isinstance(v, types.FunctionType))
+    return out
 
 
 def _names(code: types.CodeType) -> set:

@@ -220,3 +220,15 @@ def test_a_name_assigned_several_times_is_skipped_with_a_note():
 def test_bad_references_are_refused():
     with pytest.raises(ValueError, match=r"`references` must be a non-empty subset of \('fd', 'jax', 'torch'\)"):
         _run(seed.backward_propagation_n, ("finite",))
+
+
+def test_a_backward_reached_as_a_module_attribute_is_found():
+    """``lambda …: seed.backward(…)`` as users write it: the entry points keep their lines."""
+    def grad(p, X, Y):
+        return seed.backward_propagation_n_buggy(X, Y, seed.forward_propagation_n(X, Y, p)[1])
+
+    found = locate(seed.loss, grad, seed.parameters, seed.X, seed.Y, references=("fd",))
+    assert found.entry_points == ("dW2", "db1")
+    assert found["dW2"].source.text == "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"
+    assert found["dW2"].source.line == _line_of(seed.backward_propagation_n_buggy,
+                                                "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2")
