@@ -5,7 +5,11 @@ the reference that decided the verdict. The tests, in order: non-finite values, 
 gradient, a block of one element (where no pattern can show), a constant factor (``sign``
 when it is −1, ``scale`` otherwise), a transpose, a weight-decay term with the wrong
 coefficient (hand − reference ∝ the parameter), a small relative drift on every element,
-some elements only (``partial``), and otherwise ``other``.
+some elements only (``partial``), and otherwise ``other``. For ``partial`` and ``other`` on a
+block of two or more axes, the text also says how the disagreement lies along an axis: a
+contiguous range of rows or columns, and a relative error growing monotonically toward one
+end; mismatches filling the first indices while the last agree raise the question of a
+backward loop stopped early (truncated backpropagation through time).
 
 Notes:
     The words claim no more than the numbers show. A fitted factor is only as exact as the
@@ -242,22 +246,108 @@ def _drift(name: str, label: str, hand: np.ndarray, ref: np.ndarray, tol: np.nda
             f"not a stray factor.")
 
 
-def _partial(name: str, label: str, size: int, n_bad: int, hand: np.ndarray,
+GROWTH = 4.0         # a profile "grows" when its far end is at least this many times its near end
+MIN_TREND = 4        # indices an axis needs before a monotone profile counts as a trend
+
+
+def _axis_words(ndim: int, axis: int) -> tuple:
+    """``("row", "rows")`` … how an index along ``axis`` is named in the text."""
+    if ndim == 2:
+        return ("row", "rows") if axis == 0 else ("column", "columns")
+    return (f"axis {axis} index", f"axis {axis} indices")
+
+
+def _span(ndim: int, axis: int, lo: int, hi: int) -> str:
+    """``"column 7"``, ``"columns 0–2"``."""
+    one, many = _axis_words(ndim, axis)
+    return f"{one} {lo}" if lo == hi else f"{many} {lo}–{hi}"
+
+
+def _profile(hand: np.ndarray, ref: np.ndarray, mismatch: np.ndarray, axis: int) -> tuple:
+    """``(bad, error)`` per index along ``axis``: whether any element disagrees there, and
+    ‖hand − reference‖ / ‖reference‖ over that slice (0 where every element agrees: within
+    tolerance the slice has no error to speak of; ‖hand‖ stands in where ‖reference‖ is 0)."""
+    other = tuple(k for k in range(hand.ndim) if k != axis)
+    bad = np.any(mismatch, axis=other)
+    diff = np.sqrt(np.sum((hand - ref) ** 2, axis=other))
+    norm = np.sqrt(np.sum(ref ** 2, axis=other))
+    norm = np.where(norm > 0, norm, np.sqrt(np.sum(hand ** 2, axis=other)))
+    error = np.where(bad, diff / np.where(norm > 0, norm, 1.0), 0.0)
+    return bad, error
+
+
+def _growth(error: np.ndarray) -> Optional[int]:
+    """The end (0 or −1) toward which ``error`` grows monotonically, by at least ``GROWTH``
+    times from its smallest non-zero value; None when it does not. Needs ``MIN_TREND``
+    indices: n unrelated numbers fall in order one time in n!/2 (3 numbers: one in three),
+    so a short axis would report trends that are chance."""
+    live = error[error > 0]
+    if error.size < MIN_TREND or live.size < 2:
+        return None
+    steps = np.diff(error)
+    if np.all(steps <= 0) and error[0] >= GROWTH * live.min():
+        return 0
+    if np.all(steps >= 0) and error[-1] >= GROWTH * live.min():
+        return -1
+    return None
+
+
+def _axis_pattern(hand: np.ndarray, ref: np.ndarray, mismatch: np.ndarray) -> tuple:
+    """``(where, hint)`` about how the disagreement lies along the block's axes.
+
+    ``where``: the contiguous range of one axis the mismatches are confined to ("all in
+    columns 0–2", with "zero in the hand-written gradient" when the hand is 0 there) and/or
+    the end toward which the per-index relative error grows monotonically ("growing toward
+    column 0 (relative error 0.047 at column 2, 2.2 at column 0)"). Columns are tried before
+    rows (a time or batch axis is usually the last). ``hint`` is set only for the shape a
+    backward loop that stops early leaves: the mismatches fill the first indices of the axis
+    (at least two), the last ones agree. That is truncated backpropagation through time when
+    the axis is time; nothing here knows it is, hence the question mark.
+    """
+    if hand.ndim < 2:
+        return "", ""
+    for axis in reversed(range(hand.ndim)):
+        bad, error = _profile(hand, ref, mismatch, axis)
+        ids = np.flatnonzero(bad)
+        if not ids.size:
+            continue
+        lo, hi = int(ids[0]), int(ids[-1])
+        confined = hi - lo + 1 == ids.size and ids.size < bad.size
+        end = _growth(error)
+        if not confined and end is None:
+            continue
+        one, many = _axis_words(hand.ndim, axis)
+        parts = []
+        if confined:
+            block = np.take(hand, np.arange(lo, hi + 1), axis=axis)
+            zeroed = " — zero in the hand-written gradient" if not np.any(block) else ""
+            parts.append(f"all in {_span(hand.ndim, axis, lo, hi)}{zeroed}")
+        if end is not None:
+            near, far = (hi, lo) if end == 0 else (lo, hi)
+            parts.append(f"growing toward {one} {far} (relative error {error[near]:.2g} at "
+                         f"{one} {near}, {error[far]:.2g} at {one} {far})")
+        hint = ""
+        if confined and lo == 0 and hi >= 1:
+            hint = (f"the first {many} disagree and the last agree, as when a backward loop "
+                    f"over them stops before the first: backpropagation through time cut "
+                    f"short, if the {many} are time steps?")
+        return ", ".join(parts), hint
+    return "", ""
+
+
+def _partial(name: str, label: str, size: int, n_bad: int, hand: np.ndarray, ref: np.ndarray,
              mismatch: np.ndarray, w: dict) -> str:
-    """Some elements only: where they are (one row or column, zeroed or not) and the worst."""
+    """Some elements only: where they lie along the axes (a range of rows or columns, zeroed
+    or not, the error growing toward one end), the worst, and where to look."""
     what = "one element" if n_bad == 1 else f"{n_bad} of {size} elements"
-    if hand.ndim == 2 and n_bad > 1:
-        rows, cols = np.nonzero(mismatch)
-        for axis, ids in (("column", cols), ("row", rows)):
-            if np.all(ids == ids[0]):
-                line = hand[:, ids[0]] if axis == "column" else hand[ids[0], :]
-                zeroed = " — zero in the hand-written gradient" if not np.any(line) else ""
-                what += f" (all in {axis} {int(ids[0])}{zeroed})"
-                break
-    verb, where = ("disagrees", "at") if n_bad == 1 else ("disagree", "worst at")
-    return (f"{what} of `{name}` {verb} ({where} {w['index']}: hand {value_text(w['hand'])} "
-            f"vs {label} {value_text(w['reference'])}); the rest agree: look for an indexing "
-            f"slip, a missed term or a wrong mask.")
+    where, hint = _axis_pattern(hand, ref, mismatch) if n_bad > 1 else ("", "")
+    verb, at = ("disagrees", "at") if n_bad == 1 else ("disagree", "worst at")
+    where = f", {where}" if where else ""
+    look = (f"{hint} Otherwise look for an indexing slip, a missed term or a wrong mask."
+            if hint else "look for an indexing slip, a missed term or a wrong mask.")
+    return (f"{what} of `{name}` {verb}{where} ({at} {w['index']}: hand "
+            f"{value_text(w['hand'])} vs {label} {value_text(w['reference'])}); the rest agree: "
+            f"{look}")
 
 
 def _pattern(name: str, label: str, hand: np.ndarray, ref: np.ndarray, tol: np.ndarray,
@@ -333,11 +423,14 @@ def diagnose(name: str, hand: np.ndarray, ref: np.ndarray, ref_name: str, tol: n
     if drift:
         return make("other", drift)
     if 0 < n_bad < size:
-        return make("partial", _partial(name, label, size, n_bad, hand, mismatch, elements[0]))
+        return make("partial", _partial(name, label, size, n_bad, hand, ref, mismatch,
+                                             elements[0]))
     if not np.any(ref):
         return make("other", f"hand-written `{name}` is non-zero while {label} is all zeros: "
                              f"the loss does not depend on `{name}` here — look for a term the "
                              f"loss does not have, or a gradient written to the wrong block.")
     rd = relative_difference(hand, ref)
+    where = _axis_pattern(hand, ref, mismatch)[0]
     return make("other", f"hand and {label} differ on all {size} elements of `{name}` "
-                         f"with no simple pattern (relative difference {rd:.3g}).")
+                         f"with no simple pattern (relative difference {rd:.3g})"
+                         + (f", the error {where}." if where else "."))

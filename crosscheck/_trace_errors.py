@@ -139,12 +139,14 @@ def unsupported_name(name, framework, prefix="np"):
     """The NotTraceable raised for a numpy (or scipy.special) name the framework's namespace lacks."""
     loc = caller_location()
     if prefix == "np":
-        layer = ("torch's numpy layer `torch._numpy`" if framework == "torch"
-                 else f"{framework}'s numpy namespace")
+        layer = "torch's numpy layer" if framework == "torch" else f"{framework}'s numpy namespace"
     else:
         layer = f"crosscheck's `{prefix}` over {framework}"
+    # the names torch understands are listed in the docs (kept equal to the code by a test)
+    docs = ("docs/numpy-as-written.md#names-under-torch" if framework == "torch" and prefix == "np"
+            else "docs/numpy-as-written.md")
     text = (f"`{prefix}.{name}` (at {_fmt(loc)}) is not available under the {framework} oracle "
-            f"({layer} has no `{name}`); use a name listed in docs/numpy-as-written.md, or pass a "
+            f"({layer} has no `{name}`); use a name listed in {docs}, or pass a "
             f"per-framework loss `loss={{'numpy': f, '{framework}': g}}`")
     return UnsupportedName(text, loc)
 

@@ -4,6 +4,7 @@ and dtypes, float64, jax-like gradients at ties, numpy's array methods, clear er
 import importlib
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,13 +229,16 @@ def test_missing_name_is_named_with_its_line(tmp_path, monkeypatch, expr, shown)
     try:
         assert np.isfinite(mod.loss(np.arange(1.0, 4.0)))  # numpy itself is fine
         message = (rf"^`np\.{shown}` \(at uses_missing\.py:6\) is not available under the torch oracle "
-                   rf"\(torch's numpy layer `torch\._numpy` has no `{shown}`\); use a "
-                   r"name listed in docs/numpy-as-written\.md, or pass a per-framework loss "
+                   rf"\(torch's numpy layer has no `{shown}`\); use a name listed in "
+                   r"docs/numpy-as-written\.md#names-under-torch, or pass a per-framework loss "
                    r"`loss=\{'numpy': f, 'torch': g\}`$")
         with pytest.raises(UnsupportedName, match=message) as info:
             run_rebound(mod.loss, "torch")(_torch_numpy.wrap(torch.arange(1.0, 4.0, dtype=torch.float64)))
         assert isinstance(info.value, NotTraceable) and isinstance(info.value, AttributeError)
         assert info.value.location[1] == 6
+        # the section the message points at exists (its names are checked by test_numpy_as_written)
+        docs = Path(__file__).resolve().parent.parent / "docs" / "numpy-as-written.md"
+        assert "\n## Names under torch\n" in docs.read_text()
     finally:
         sys.modules.pop("uses_missing", None)
 
