@@ -26,6 +26,7 @@ import contextvars
 import inspect
 import textwrap
 import types
+import warnings
 import weakref
 from typing import Any, Mapping, Optional
 
@@ -264,8 +265,10 @@ def _module_functions(fn: types.FunctionType) -> list:
     for name in names:
         module = fn.__globals__.get(name)
         if isinstance(module, types.ModuleType):
-            out.extend(v for v in (getattr(module, n, None) for n in names)
-                       if isinstance(v, types.FunctionType))
+            with warnings.catch_warnings():      # (numpy warns on `np.str` & co.)
+                warnings.simplefilter("ignore")
+                found = [getattr(module, n, None) for n in names]
+            out.extend(v for v in found if isinstance(v, types.FunctionType))
     return out
 
 
