@@ -288,7 +288,7 @@ def check_script(argv: list, venvs: set) -> None:
 def parse_crosscheck(argv: list):
     """The command's arguments as the CLI reads them (a SystemExit is a usage error)."""
     try:
-        return _cli._parser().parse_args(argv[1:])
+        return _cli.parser().parse_args(argv[1:])
     except SystemExit as exc:
         raise AssertionError(f"`{shlex.join(argv)}`: crosscheck refuses these arguments") from exc
 
