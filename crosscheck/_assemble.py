@@ -1,4 +1,4 @@
-"""Stage 6, assemble: the :class:`~crosscheck.Report`, from what the earlier stages returned.
+"""Stage 7, assemble: the :class:`~crosscheck.Report`, from what the earlier stages returned.
 
 Nothing is decided here: the numbers every output shows (the seeds' relative difference per
 reference, the worst element, the noise ratio, the tolerance in difference units, coverage)
@@ -84,9 +84,10 @@ def block(b: str, prep: Prepared, refs: References, refinement: Refinement,
 
 
 def assemble(prep: Prepared, refs: References, refinement: Refinement, blocks: Mapping,
-             taylor: Mapping, seconds: float) -> Report:
-    """Stage 6: the report. ``blocks`` are this stage's :func:`block` results, ``taylor`` the
-    Taylor remainder orders per block (empty when the test was not asked for)."""
+             taylor: Mapping, seconds: float, located: tuple = (None, ())) -> Report:
+    """Stage 7: the report. ``blocks`` are this stage's :func:`block` results, ``taylor`` the
+    Taylor remainder orders per block (empty when the test was not asked for), ``located``
+    the localisation stage's ``(Localisation or None, notes)``."""
     blocks = {b: (dataclasses.replace(blk, taylor={"order": taylor[b]["order"]}) if b in taylor
                   else blk) for b, blk in blocks.items()}
     forward = {"numpy": prep.f0}
@@ -95,7 +96,7 @@ def assemble(prep: Prepared, refs: References, refinement: Refinement, blocks: M
     options = {"oracles": list(chosen.oracles), "seed": chosen.seed, "taylor": chosen.taylor,
                "refined_evaluations": refinement.ladder_evaluations}
     return Report(blocks, oracle_infos(refs, refinement), forward, prep.blocks.fingerprint(),
-                  case=chosen.case, notes=[*prep.notes, *refs.notes, *refinement.notes],
+                  case=chosen.case, notes=[*prep.notes, *refs.notes, *refinement.notes, *located[1]],
                   seconds=seconds, seed=chosen.seed, noise=prep.noise,
                   tolerances={**chosen.table, "autodiff_rtol_effective": refs.tol.ad_rtol},
-                  options=options)
+                  options=options, localisation=located[0])

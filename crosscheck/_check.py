@@ -1,6 +1,6 @@
 """``check()``: the pipeline, stage by stage.
 
-prepare → references → refine → agreement → judge and diagnose → assemble. Each stage is a
+prepare → references → refine → agreement → judge and diagnose → localise → assemble. Each stage is a
 function in a module of its own, taking the earlier stages' (frozen) outputs and returning
 its own; none reaches back into an earlier stage's objects. ``docs/architecture.md`` says
 what each passes on.
@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 from ._agreement import agreement
 from ._assemble import assemble, block
 from ._judge import judge_block
+from ._localise import localise
 from ._prepare import prepare, settings
 from ._references import run_references
 from ._refine import refine
@@ -26,7 +27,7 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
           tolerances: Optional[Mapping] = None, seed: int = 0, case: Optional[str] = None,
           batch: Optional[int] = None, taylor: bool = True, fd: Any = "auto",
           executor: Any = None, progress: Optional[bool] = None,
-          rebind_modules: Sequence[str] = ()) -> Report:
+          rebind_modules: Sequence[str] = (), locate: Any = "auto") -> Report:
     """Check a hand-written gradient against up to three references, block by block.
 
     Args:
@@ -58,6 +59,11 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
             its submodules) whose Python code jax and torch run as the user's own, with
             ``np`` rebound — to check a library's own hand-written gradient. Compiled code
             in them still cannot be differentiated.
+        locate: where the error enters the backward: ``"auto"`` checks the intermediates'
+            gradients ``grad`` returns besides the parameters' (the seeds' ``dZ1``, ``dA2``)
+            or that the forward taps (:func:`crosscheck.tap`), and names the first wrong ones
+            with their lines (``report.entry_points``); ``True`` also says why when nothing
+            could be located; ``False`` skips it. It never changes a block's verdict.
 
     Returns:
         A :class:`Report`; ``report.ok``, ``report.flagged``, ``report.blocks[name]``.
@@ -76,13 +82,14 @@ def check(loss: Any, grad: Any, params: Mapping, *args: Any,
     start = time.perf_counter()
     chosen = settings(oracles=oracles, tolerances=tolerances, seed=seed, case=case, batch=batch,
                       taylor=taylor, fd=fd, executor=executor, progress=progress,
-                      rebind_modules=rebind_modules)
+                      rebind_modules=rebind_modules, locate=locate)
     prep = prepare(loss, grad, params, args, chosen)
     refs = run_references(prep)
     refined = refine(prep, refs)
     agreed = agreement(prep, refs, refined)
     judged = {b: judge_block(b, prep, refs, refined, agreed[b]) for b in prep.blocks.names}
     blocks = {b: block(b, prep, refs, refined, agreed[b], judged[b]) for b in prep.blocks.names}
+    located = localise(prep, refs, blocks)
     orders = taylor_orders(prep.loss.numpy, prep.blocks, prep.args, prep.hand, prep.f0, prep.noise,
                            seed=seed) if taylor else {}
-    return assemble(prep, refs, refined, blocks, orders, time.perf_counter() - start)
+    return assemble(prep, refs, refined, blocks, orders, time.perf_counter() - start, located)

@@ -2,16 +2,9 @@
 
 :func:`locate` runs the hand-written gradient, keeps the keys that are not parameters' (the
 seeds' ``dZ3``, ``dA2`` …), taps the matching intermediates of the forward (``dX`` → ``X``,
-see :mod:`crosscheck._taps`), and asks each reference for ∂J/∂X and ∂J/∂θ:
-
-* ``"fd"``: centered differences on the numpy loss, perturbing one element of one offset
-  (or parameter) at a time, step ``h = ε^(1/3)·max(1, |x|)``; the error estimate is
-  ``|D(h) − D(2h)|`` (the truncation error of D(2h) is four times D(h)'s) plus the rounding
-  ``ε·|J|/h``. Two loss calls per element and step: fine for the seeds' networks, costly
-  beyond a few thousand elements (the later wiring into ``check()`` should reuse its
-  references for the parameter blocks).
-* ``"jax"`` / ``"torch"``: the user's numpy code rebound (:mod:`crosscheck._rebind`), then
-  ``jax.grad`` / ``torch.autograd.grad`` with respect to the parameters and the offsets.
+see :mod:`crosscheck._taps`), and asks each reference for ∂J/∂X and ∂J/∂θ
+(:mod:`crosscheck._tap_gradients`: centered differences, jax, torch). ``check()`` reaches the
+same judging through :mod:`crosscheck._localise`, with the parameters judged by its blocks.
 
 Judging. A parameter's gradient is right when it matches the reference. An intermediate is
 judged modulo the backward's *convention*: the seeds compute ``dZ = m·∂J/∂Z`` and apply
@@ -46,8 +39,9 @@ import numpy as np
 
 from ._errors import CheckError
 from ._inputs import GRAD_KEY_STYLES, batch_size
-from ._taps import Session, assignments, function_tree, reached, retarget, session, tappable, tapped_function
-from ._tolerances import DEFAULTS, EPS
+from ._tap_gradients import RUNNERS, Tapped, copies
+from ._taps import assignments, function_tree, reached
+from ._tolerances import DEFAULTS
 
 REFERENCES = ("fd", "jax", "torch")
 
@@ -137,7 +131,7 @@ class Localisation:
 
 
 # ------------------------------------------------------------------ finding the code
-def _param_keys(params: Mapping, out: Mapping) -> dict:
+def grad_param_keys(params: Mapping, out: Mapping) -> dict:
     """``{grad key: parameter}`` for the keys of ``out`` that are parameters' gradients."""
     keys = {}
     for name in params:
@@ -147,7 +141,7 @@ def _param_keys(params: Mapping, out: Mapping) -> dict:
     return keys
 
 
-def _best(fn: Any, names, given: Optional[types.FunctionType]) -> Optional[types.FunctionType]:
+def assigning_function(fn: Any, names, given: Optional[types.FunctionType]) -> Optional[types.FunctionType]:
     """``given``, or the function ``fn`` reaches that assigns the most of ``names`` (None if none does)."""
     if given is not None:
         return given
@@ -160,7 +154,7 @@ def _best(fn: Any, names, given: Optional[types.FunctionType]) -> Optional[types
     return best
 
 
-def _backward_lines(backward: Optional[types.FunctionType], keys) -> dict:
+def backward_lines(backward: Optional[types.FunctionType], keys) -> dict:
     """``{key: (SourceLine, names read on its right-hand side)}`` for keys assigned once in ``backward``."""
     if backward is None:
         return {}
@@ -181,144 +175,6 @@ def _backward_lines(backward: Optional[types.FunctionType], keys) -> dict:
     return out
 
 
-# ------------------------------------------------------------------ the references
-class _Tapped:
-    """The loss with its forward's intermediates tapped: what every reference differentiates."""
-
-    def __init__(self, loss, forward, names, notes):
-        self.loss, self.notes = loss, notes
-        if forward is None:
-            return  # explicit taps only; what stays untapped is named after the recording run
-        single, why = tappable(forward, names)
-        notes.extend(why)
-        if single:
-            self.loss = retarget(loss, forward, tapped_function(forward, single))
-
-    def shapes(self, params, args) -> dict:
-        """``{tap name: shape}`` in the order the forward runs them (one recording evaluation)."""
-        with session(Session()) as recording:
-            self.loss(_copies(params), *_copies(args))
-        return recording.shapes
-
-
-def _copies(value):
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, dict):
-        return {k: _copies(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and value.__class__ in (list, tuple):
-        return value.__class__(_copies(v) for v in value)
-    return value
-
-
-def _fd(tapped: _Tapped, params, args, shapes) -> tuple:
-    """Centered differences of J by every parameter and tap offset: ``({name: estimate}, {name: error})``."""
-    offsets = {n: np.zeros(s) for n, s in shapes.items()}
-    point = {n: np.asarray(v, np.float64).copy() for n, v in params.items()}
-    base = {n: np.asarray(v) for n, v in _values(tapped, point, args).items()}
-
-    def J(p, o):
-        with session(Session(o)):
-            return float(tapped.loss(_copies(p), *_copies(args)))
-
-    j0 = abs(J(point, offsets))
-    estimates, errors = {}, {}
-    for name, array, where in [*((n, point[n], "p") for n in point), *((n, offsets[n], "o") for n in offsets)]:
-        scale = base[name] if where == "o" else array
-        est, err = np.zeros(array.shape), np.zeros(array.shape)
-        for index in np.ndindex(array.shape):
-            h = EPS ** (1 / 3) * max(1.0, abs(float(np.reshape(scale, array.shape)[index])))
-            d = []
-            for step in (h, 2 * h):
-                saved = array[index]
-                array[index] = saved + step
-                up = J(point, offsets)
-                array[index] = saved - step
-                down = J(point, offsets)
-                array[index] = saved
-                d.append((up - down) / (2 * step))
-            est[index], err[index] = d[0], abs(d[0] - d[1]) + EPS * max(j0, 1e-300) / h
-        estimates[name], errors[name] = est, err
-    return estimates, errors
-
-
-def _values(tapped, point, args) -> dict:
-    """The tapped intermediates' values at ``point`` (for the step rule), by a zero-offset run."""
-    values = {}
-
-    class Keep(Session):
-        def add(self, name, value):
-            values[name] = value
-            return value
-
-    with session(Keep()):
-        tapped.loss(_copies(point), *_copies(args))
-    return values
-
-
-def _jax(tapped: _Tapped, params, args, shapes) -> tuple:
-    """``jax.grad`` of the rebound, tapped loss by parameters and offsets (float64)."""
-    import jax
-    import jax.numpy as jnp
-
-    from ._rebind import rebind_object, run_rebound
-
-    loss = run_rebound(tapped.loss, "jax")
-    with jax.enable_x64(True):
-        jargs = tuple(_to(a, jnp.asarray, lambda v: rebind_object(v, "jax")) for a in args)
-
-        def J(p, o):
-            with session(Session(o)):
-                return jnp.reshape(loss(p, *jargs), ())
-
-        p = {n: jnp.asarray(np.asarray(v, np.float64)) for n, v in params.items()}
-        o = {n: jnp.zeros(s, jnp.float64) for n, s in shapes.items()}
-        gp, go = jax.grad(J, argnums=(0, 1))(p, o)
-        out = {n: np.asarray(g, np.float64) for n, g in {**gp, **go}.items()}
-    return out, None
-
-
-def _torch(tapped: _Tapped, params, args, shapes) -> tuple:
-    """``torch.autograd.grad`` of the rebound, tapped loss by parameters and offsets (float64)."""
-    import torch
-
-    from . import _torch_numpy
-    from ._rebind import rebind_object, run_rebound
-    from .oracles._torch import _DEFAULT_DTYPE
-
-    loss = run_rebound(tapped.loss, "torch")
-    with _DEFAULT_DTYPE:
-        previous = torch.get_default_dtype()
-        torch.set_default_dtype(torch.float64)
-        try:
-            leaves = {n: torch.tensor(np.asarray(v, np.float64), requires_grad=True) for n, v in params.items()}
-            zeros = {n: torch.zeros(s, dtype=torch.float64, requires_grad=True) for n, s in shapes.items()}
-            targs = tuple(_to(a, lambda v: _torch_numpy.constant(v.copy()),
-                              lambda v: rebind_object(_torch_numpy.wrap(v), "torch")) for a in args)
-            with session(Session({n: _torch_numpy.wrap(t) for n, t in zeros.items()})):
-                value = _torch_numpy.unwrap(loss({n: _torch_numpy.wrap(t) for n, t in leaves.items()}, *targs))
-            names = [*leaves, *zeros]
-            grads = torch.autograd.grad(value.reshape(()), [*leaves.values(), *zeros.values()], allow_unused=True)
-        finally:
-            torch.set_default_dtype(previous)
-    shape = {**{n: np.shape(v) for n, v in params.items()}, **shapes}
-    return {n: np.zeros(shape[n]) if g is None else g.detach().cpu().numpy().astype(np.float64)
-            for n, g in zip(names, grads)}, None
-
-
-def _to(value, array, other):
-    if isinstance(value, np.ndarray):
-        return array(value)
-    if isinstance(value, dict):
-        return {k: _to(v, array, other) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and value.__class__ in (list, tuple):
-        return value.__class__(_to(v, array, other) for v in value)
-    return value if isinstance(value, (int, float, complex, str, type(None))) else other(value)
-
-
-_RUNNERS = {"fd": _fd, "jax": _jax, "torch": _torch}
-
-
 # ------------------------------------------------------------------ judging
 def _factor(hand: np.ndarray, ref: np.ndarray) -> Optional[float]:
     """``c`` with ``hand ≈ c·ref`` (least squares), or None when ``ref`` vanishes."""
@@ -330,21 +186,14 @@ def _factor(hand: np.ndarray, ref: np.ndarray) -> Optional[float]:
     return float(near) if near != 0 and abs(c - near) <= 1e-6 * abs(c) else c
 
 
-#: Centered differences' relative resolution here: at h = ε^(1/3) the rounding error of a
-#: loss whose evaluation is κ times noisier than ε·|J| is about κ·ε^(2/3)·|J|/|g|; the seeds'
-#: ``log(1 − A3)`` has κ up to ~1e3, so 1e3·ε^(2/3) ≈ 3.7e-8 of the block's scale. The
-#: |D(h) − D(2h)| estimate alone can come out small by chance (measured: 4.7e-9 relative
-#: misses on the seeds' ``db3``), hence this floor.
-FD_RESOLUTION = 1e3 * EPS ** (2 / 3)
-
-
-def _agrees(hand, ref, err, c) -> bool:
+def _agrees(hand, ref, err, c, table: Mapping = DEFAULTS) -> bool:
     """``|hand − c·ref| ≤ tol`` element-wise: ``autodiff_rtol``·scale for autodiff references,
-    ``fd_safety``·|c|·err + ``FD_RESOLUTION``·scale for centered differences (scale: the larger maximum)."""
+    ``fd_safety``·|c|·err + ``tap_fd_resolution``·scale for centered differences (scale: the
+    larger maximum; ``table`` the tolerance table, see ``crosscheck._tolerances``)."""
     target = c * ref
     scale = max(float(np.max(np.abs(target), initial=0)), float(np.max(np.abs(hand), initial=0)))
-    tol = (DEFAULTS["autodiff_rtol"] * scale if err is None
-           else DEFAULTS["fd_safety"] * abs(c) * err + FD_RESOLUTION * scale)
+    tol = (table["autodiff_rtol"] * scale if err is None
+           else table["fd_safety"] * abs(c) * err + table["tap_fd_resolution"] * scale)
     return bool(np.all(np.abs(hand - target) <= tol))
 
 
@@ -353,13 +202,13 @@ def _relative(hand, target) -> float:
     return 0.0 if den == 0 else float(np.linalg.norm(hand - target) / den)
 
 
-def _convention(order, hands, refs) -> Optional[float]:
+def _convention(order, hands, refs, table: Mapping = DEFAULTS) -> Optional[float]:
     """The factor the most intermediates share (ties: nearest the loss); None without intermediates."""
     candidates = []
     for key in order:
         ref, err = refs[key]
         c = _factor(hands[key], ref)
-        if c is not None and c != 0 and _agrees(hands[key], ref, err, c):
+        if c is not None and c != 0 and _agrees(hands[key], ref, err, c, table):
             candidates.append(c)
     if not candidates:
         return None
@@ -367,15 +216,15 @@ def _convention(order, hands, refs) -> Optional[float]:
     return candidates[votes.index(max(votes))]
 
 
-def _verdict(hand, by_reference: Mapping, c: float) -> tuple:
+def _verdict(hand, by_reference: Mapping, c: float, table: Mapping = DEFAULTS) -> tuple:
     """``(verdict, factor, differences)`` of one quantity against every reference's estimate."""
     differences, agree = {}, []
     for name, (ref, err) in by_reference.items():
         differences[name] = _relative(hand, c * ref)
-        agree.append(_agrees(hand, ref, err, c))
+        agree.append(_agrees(hand, ref, err, c, table))
     decider, decider_error = next(iter(by_reference.values()))  # the most precise reference
     factor = _factor(hand, decider)
-    if factor is not None and not _agrees(hand, decider, decider_error, factor):
+    if factor is not None and not _agrees(hand, decider, decider_error, factor, table):
         factor = None  # not a scalar multiple: no factor to report
     verdict = "right" if all(agree) else "wrong" if not any(agree) else "unsure"
     return verdict, factor, differences
@@ -422,7 +271,7 @@ def _validate(params, references, grad_out) -> tuple:
     """The references as a tuple of known names, most precise first; raises for bad input."""
     if isinstance(references, str):
         references = (references,)
-    unknown = [r for r in references if r not in _RUNNERS]
+    unknown = [r for r in references if r not in RUNNERS]
     if unknown or not references:
         raise ValueError(f"`references` must be a non-empty subset of {REFERENCES}, not {tuple(references)!r}.")
     if not isinstance(params, Mapping) or not isinstance(grad_out, Mapping):
@@ -452,25 +301,39 @@ def locate(loss, grad, params, *args, references=REFERENCES, forward=None, backw
         ValueError, TypeError: bad ``references``, ``params`` or ``grad`` output.
     """
     params = {n: np.asarray(v, np.float64) for n, v in params.items()} if isinstance(params, Mapping) else params
-    out = grad(_copies(params), *_copies(args))
+    out = grad(copies(params), *copies(args))
     order_refs = _validate(params, references, out)
     hands = {k: np.asarray(v, np.float64) for k, v in out.items()}
-    param_keys = _param_keys(params, hands)
+    param_keys = grad_param_keys(params, hands)
     wanted = {k[1:]: k for k in hands if k not in param_keys and k.startswith("d") and len(k) > 1}
     notes: list = []
-    tapped = _Tapped(loss, _best(loss, wanted, forward), list(wanted), notes)
+    tapped = Tapped(loss, assigning_function(loss, wanted, forward), list(wanted), notes)
     shapes = {n: s for n, s in tapped.shapes(params, args).items() if n in wanted}
-    missing = [wanted[n] for n in wanted if n not in shapes]
-    if missing:
-        notes.append("not checked, their intermediate has no tap: " + ", ".join(f"`{k}`" for k in missing)
-                     + f"; tap it in the forward, e.g. `crosscheck.tap(\"{missing[0][1:]}\", {missing[0][1:]})`.")
-    estimates = {r: _RUNNERS[r](tapped, params, args, shapes) for r in order_refs}
-    found = _judge(hands, param_keys, wanted, shapes, estimates, _best(grad, hands, backward), notes)
+    notes.extend(untapped(wanted, shapes))
+    estimates = {r: RUNNERS[r](tapped, params, args, shapes) for r in order_refs}
+    found = judge_quantities(hands, param_keys, wanted, shapes, estimates, assigning_function(grad, hands, backward), notes)
     return dataclasses.replace(found, batch=batch_size(tuple(a for a in args if isinstance(a, np.ndarray))))
 
 
-def _judge(hands, param_keys, wanted, shapes, estimates, backward, notes) -> Localisation:
-    """Verdicts, convention, order and entry points from the hand values and the references' estimates."""
+def untapped(wanted: Mapping, shapes: Mapping) -> list:
+    """The note naming the intermediates the grad returned that no tap reached (empty if none)."""
+    missing = [wanted[n] for n in wanted if n not in shapes]
+    if not missing:
+        return []
+    return ["not checked, their intermediate has no tap: " + ", ".join(f"`{k}`" for k in missing)
+            + f"; tap it in the forward, e.g. `crosscheck.tap(\"{missing[0][1:]}\", {missing[0][1:]})`."]
+
+
+def judge_quantities(hands, param_keys, wanted, shapes, estimates, backward, notes,
+                     given: Optional[Mapping] = None, table: Mapping = DEFAULTS) -> Localisation:
+    """Verdicts, convention, order and entry points from the hand values and the references' estimates.
+
+    ``given`` holds the parameters' ``(verdict, factor, differences)`` when they are judged
+    already (``check()``'s blocks: localisation adds to them and never re-judges them);
+    ``estimates`` then need hold the taps' gradients only.
+    """
+    given = given or {}
+
     def by_ref(key, name):
         return {r: (np.reshape(g[name], hands[key].shape),
                     None if e is None else np.reshape(e[name], hands[key].shape))
@@ -482,18 +345,19 @@ def _judge(hands, param_keys, wanted, shapes, estimates, backward, notes) -> Loc
             raise CheckError(f"`grad` returned shape {hands[key].shape} for `{key}`, whose intermediate "
                              f"`{key[1:]}` has shape {shapes[key[1:]]}; return an array of that shape.")
     refs = {key: by_ref(key, key[1:]) for key in intermediates}
-    refs.update({key: by_ref(key, name) for key, name in param_keys.items()})
-    decider = {k: next(iter(v.values())) for k, v in refs.items()}
-    c = _convention(intermediates, hands, decider)
-    checked = set(refs)
-    lines = _backward_lines(backward, checked)
+    refs.update({key: by_ref(key, name) for key, name in param_keys.items() if key not in given})
+    c = _convention(intermediates, hands, {k: next(iter(refs[k].values())) for k in intermediates}, table)
+    checked = set(refs) | set(given)
+    lines = backward_lines(backward, checked)
     order = _order(intermediates, [k for k in hands if k in param_keys], lines)
-    judged = {k: _verdict(hands[k], refs[k], (c or 1.0) if k in intermediates else 1.0) for k in order}
+    judged = {k: given[k] if k in given
+              else _verdict(hands[k], refs[k], (c or 1.0) if k in intermediates else 1.0, table)
+              for k in order}
     inputs = {k: tuple(sorted(lines.get(k, (None, set()))[1] & checked - {k})) for k in order}
     entries, follows = _entries(order, {k: v[0] for k, v in judged.items()}, inputs)
     quantities = tuple(
         Quantity(key=k, of=k[1:] if k in intermediates else param_keys[k],
-                 kind="intermediate" if k in intermediates else "parameter", shape=hands[k].shape,
+                 kind="intermediate" if k in intermediates else "parameter", shape=tuple(hands[k].shape),
                  verdict=judged[k][0], factor=judged[k][1], differences=judged[k][2], inputs=inputs[k],
                  source=lines[k][0] if k in lines else None, follows_from=follows.get(k, ()))
         for k in order)

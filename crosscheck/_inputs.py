@@ -272,7 +272,8 @@ def scalar_loss(value: Any, where: str) -> float:
     return out
 
 
-def _unpack_grad(out: Any) -> Any:
+def unpack_grad(out: Any) -> Any:
+    """The dict of a ``(loss, dict)`` or ``(dict, loss)`` pair; anything else as it is."""
     if isinstance(out, (tuple, list)) and len(out) == 2:
         if isinstance(out[1], Mapping):
             return out[1]
@@ -319,13 +320,38 @@ def grad_keys(out: Mapping, blocks: Blocks) -> dict:
 
 def low_precision_blocks(out: Any, blocks: Blocks) -> dict:
     """Blocks for which ``grad`` returned float32/float16: ``{name: dtype name}``."""
-    out = _unpack_grad(out)
+    out = unpack_grad(out)
     found = {}
     if isinstance(out, Mapping):
         for name, key in grad_keys(out, blocks).items():
             dtype = getattr(out.get(key), "dtype", None) if key is not None else None
             if dtype is not None and getattr(dtype, "kind", "") == "f" and dtype.itemsize < 8:
                 found[name] = str(dtype)
+    return found
+
+
+def intermediate_grads(out: Any, blocks: Blocks) -> dict:
+    """``{key: float64 array}`` for the keys of ``grad``'s dict that no block reads and that name
+    an intermediate the seeds' way (``dZ1`` → ``Z1``): what localisation checks.
+
+    The parameter blocks ignore these keys (:func:`normalize_grad`); a value that is not a real
+    numeric array is left out here too (it cannot be compared with a reference).
+    """
+    out = unpack_grad(out)
+    if not isinstance(out, Mapping):
+        return {}
+    taken = set(grad_keys(out, blocks).values())
+    found = {}
+    for key, value in out.items():
+        if key in taken or not isinstance(key, str) or len(key) < 2 or not key.startswith("d") \
+                or isinstance(value, np.ma.MaskedArray):
+            continue
+        try:
+            arr = _to_numpy(value)
+        except Exception:  # noqa: BLE001 - not an array: nothing to compare
+            continue
+        if arr.dtype.kind in "biuf":
+            found[key] = np.array(arr, dtype=np.float64)
     return found
 
 

@@ -11,7 +11,7 @@ rounding noise is measured. Everything after this stage trusts the data.
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -40,6 +40,7 @@ class Settings:
     executor: Any
     progress: Optional[bool]
     rebind_modules: tuple
+    locate: Any = "auto"    # "auto", True or False: check the backward's intermediates
 
 
 def validate_oracles(oracles: Any, where: Optional[str] = None) -> tuple:
@@ -113,6 +114,20 @@ def validate_executor(executor: Any) -> Any:
         f"`cluster, client = crosscheck.local_cluster(4)` then `executor=client`.")
 
 
+def validate_locate(locate: Any, where: Optional[str] = None) -> Any:
+    """``locate``: ``"auto"`` (where the grad returns intermediates or the forward taps),
+    ``True`` (always try, and say why when nothing could be located) or ``False`` (never)."""
+    if isinstance(locate, (bool, np.bool_)):
+        return bool(locate)
+    if isinstance(locate, str) and locate == "auto":
+        return locate
+    prefix = f"{where}: " if where is not None else ""
+    raise CheckError(f"{prefix}`locate` must be \"auto\", True or False, got "
+                     f"{type(locate).__name__} {locate!r}; \"auto\" checks the backward's "
+                     f"intermediates (`dZ1`, …) when `grad` returns them, True always tries, "
+                     f"False never does.")
+
+
 def _validate_case(case: Any) -> Optional[str]:
     if case is None:
         return None
@@ -128,7 +143,7 @@ def settings(*, oracles: Sequence[str] = ("fd", "jax", "torch"),
              tolerances: Optional[Mapping] = None, seed: int = 0, case: Optional[str] = None,
              batch: Optional[int] = None, taylor: bool = True, fd: Any = "auto",
              executor: Any = None, progress: Optional[bool] = None,
-             rebind_modules: Sequence[str] = ()) -> Settings:
+             rebind_modules: Sequence[str] = (), locate: Any = "auto") -> Settings:
     """Every option of ``check``, validated; raises :class:`CheckError` naming the bad one."""
     names = validate_oracles(oracles)
     fd = validate_fd(fd)
@@ -155,7 +170,7 @@ def settings(*, oracles: Sequence[str] = ("fd", "jax", "torch"),
         raise CheckError(f"`rebind_modules` must be a list of module names such as "
                          f"['sklearn.linear_model'], got {rebind_modules!r}.")
     return Settings(names, table, seed, case, batch, taylor, fd, executor, progress,
-                    tuple(modules))
+                    tuple(modules), validate_locate(locate))
 
 
 @dataclass(frozen=True)
@@ -173,6 +188,8 @@ class Prepared:
     hand_rtol: Mapping           # block -> relative rounding allowed (float32/float16 blocks)
     notes: tuple
     problem: Problem             # what the oracles receive
+    grad_keys: Mapping = field(default_factory=dict)       # block -> its key in grad's dict (``dW1``)
+    intermediates: Mapping = field(default_factory=dict)   # grad's other keys (``dZ1``), float64
 
 
 def prepare(loss: Any, grad: Any, params: Any, args: tuple, chosen: Settings) -> Prepared:
@@ -182,7 +199,7 @@ def prepare(loss: Any, grad: Any, params: Any, args: tuple, chosen: Settings) ->
     args = prepare_args(args)
     notes = list(blocks.notes)
     f0 = base_loss(spec.numpy, blocks, args)
-    hand, hand_loss, hand_notes, low = hand_gradient(grad, blocks, args)
+    hand, hand_loss, hand_notes, low, (keys, extra) = hand_gradient(grad, blocks, args)
     notes += hand_notes
     # a float32/float16 hand-written block carries its own rounding: allow 64 ulps of it
     hand_rtol = {b: 64 * float(np.finfo(np.dtype(dt)).eps) for b, dt in low.items()}
@@ -202,4 +219,5 @@ def prepare(loss: Any, grad: Any, params: Any, args: tuple, chosen: Settings) ->
                "progress": chosen.progress, "rebind_modules": chosen.rebind_modules}
     problem = Problem(spec, blocks, args, f0, noise, options)
     return Prepared(chosen, spec, grad, blocks, args, f0, noise, types.MappingProxyType(hand),
-                    types.MappingProxyType(hand_rtol), tuple(notes), problem)
+                    types.MappingProxyType(hand_rtol), tuple(notes), problem,
+                    types.MappingProxyType(keys), types.MappingProxyType(extra))

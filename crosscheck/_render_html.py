@@ -19,7 +19,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._render_text import MARK, _num, forward_line, headline, notes, oracle_line, taylor_line
+from ._render_text import (MARK, _num, forward_line, headline, located_lines, notes, oracle_line,
+                           quantity_rows, taylor_line)
 from ._run_file import as_outcomes, summary
 
 NO_MATPLOTLIB = ('Charts need matplotlib, which is not installed: '
@@ -228,6 +229,22 @@ def _table(report) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _located(report) -> str:
+    """The backward's quantities in backward order, then the convention and the entry points."""
+    header, rows = quantity_rows(report)
+    if not rows:
+        return ""
+    verdict = {"ok": "ok", "WRONG": "wrong", "??": "inconclusive"}
+    at = header.index("verdict")
+    body = "".join("<tr>" + "".join(
+        f'<td class="{verdict[c]}">{_e(c)}</td>' if i == at else f"<td>{_e(c)}</td>"
+        for i, c in enumerate(r)) + "</tr>" for r in rows)
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    items = "".join(f"<li>{_e(line)}</li>" for line in located_lines(report))
+    return (f'<div class="scroll"><table class="located"><tr>{head}</tr>{body}</table></div>'
+            f'<ul class="located">{items}</ul>')
+
+
 def _footer(report) -> str:
     """What the text report's footer says: each oracle (or its error, once), the forward
     loss, the Taylor orders, the fingerprint and the notes."""
@@ -304,7 +321,7 @@ def _section(report, figure, anchor: str = "", label: Optional[str] = None) -> s
             else "")
     return (f"<section{ident}><h2 class=\"{OUTCOME[report.outcome][0]}\">"
             f"{test}{_e(headline(report))}</h2><div class=\"scroll\">{_table(report)}</div>"
-            f"{_charts(report, figure)}{_footer(report)}</section>")
+            f"{_located(report)}{_charts(report, figure)}{_footer(report)}</section>")
 
 
 def render_report_html(report) -> str:

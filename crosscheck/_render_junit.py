@@ -27,14 +27,27 @@ def _text(value) -> str:
 
 
 def failure_message(report) -> str:
-    """``flagged b1, W2 — b1: hand = 4.000 × reference …; W2: …``."""
+    """``flagged b1, W2 — b1: hand = 4.000 × reference …; W2: … — the error enters at dW2 (…)``."""
     parts = []
     for name in report.flagged:
         block = report.blocks[name]
         text = block.diagnosis.text if block.diagnosis is not None else block.reason
         parts.append(f"{name}: {text.rstrip('.')}")
     by = references_phrase(report)
-    return f"flagged {', '.join(report.flagged)} — " + "; ".join(parts) + (f" ({by})" if by else "")
+    return (f"flagged {', '.join(report.flagged)} — " + "; ".join(parts) + (f" ({by})" if by else "")
+            + entered(report))
+
+
+def entered(report) -> str:
+    """`` — the error enters at dW2 at reference/seed_numpy.py:114 (`fn`): `dW2 = …`, …``, or ``""``."""
+    if not report.entry_points:
+        return ""
+    where = []
+    for key in report.entry_points:
+        q = next((q for q in report.intermediates if q.key == key), None)
+        source = q.source if q is not None else None
+        where.append(f"{key} at {source}" if source else key)
+    return " — the error enters at " + ", ".join(where)
 
 
 def skipped_message(report) -> str:

@@ -10,7 +10,7 @@ import html
 from typing import Optional
 
 from ._render_comparison import comparison_headline, comparison_lines
-from ._render_text import MARK, _num, headline, notes, references_phrase
+from ._render_text import MARK, _num, headline, located_lines, notes, quantity_rows, references_phrase
 from ._run_file import as_outcomes, summary
 
 # outcome -> its cell: a mark a reader tells apart at a glance, and the word. Only a case
@@ -38,10 +38,23 @@ def _block_table(report) -> list:
     return lines
 
 
+def _located(report) -> list:
+    """The backward's quantities in backward order, then the convention and where the error
+    enters (each line of the text report's, code in backticks kept as code)."""
+    header, rows = quantity_rows(report)
+    if not rows:
+        return []
+    out = ["| " + " | ".join(escape(h) for h in header) + " |",
+           "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(f"**{escape(c)}**" if c == "WRONG" else escape(c) for c in r) + " |"
+            for r in rows]
+    return out + [""] + [f"- {escape(line)}" for line in located_lines(report)] + [""]
+
+
 def _case_details(report, level: str = "###") -> list:
     lines = [f"{level} {escape(report.case or 'report')}", "",
              f"{SIGN[report.outcome]} {escape(headline(report))}", "",
-             *_block_table(report), ""]
+             *_block_table(report), "", *_located(report)]
     for name in report.flagged:
         block = report.blocks[name]
         text = block.diagnosis.text if block.diagnosis is not None else block.reason

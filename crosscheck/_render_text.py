@@ -62,11 +62,13 @@ def references_phrase(report) -> str:
 def headline(report) -> str:
     """The case's outcome in one line: ``FLAGGED 2 of 6 block(s): b1, W2``, ``INCONCLUSIVE 1
     of 3 block(s): W; none flagged``, ``all 6 block(s) agree``; then which references
-    decided, when not all those asked for ran."""
+    decided, when not all those asked for ran. Where the backward's intermediates were
+    checked, the entry points follow the blocks: ``… b1, W2 — the error enters at dW2, db1``."""
     name = f"{_name(report.case)}: " if report.case else ""
     n = len(report.blocks)
     by = references_phrase(report)
-    by = f" — {by}" if by else ""
+    by = (f" — the error enters at {', '.join(map(_name, report.entry_points))}"
+          if report.entry_points else "") + (f" — {by}" if by else "")
     unsure = ', '.join(map(_name, report.inconclusive))
     if report.flagged:
         also = f"; inconclusive: {unsure}" if unsure else ""
@@ -109,6 +111,47 @@ def _rows(report) -> tuple:
         cells.append(MARK[block.verdict])
         rows.append(cells)
     return header, rows
+
+
+QUANTITY_MARK = {"right": "ok", "wrong": "WRONG", "unsure": "??"}
+
+
+def _factor(x: Optional[float]) -> str:
+    return "—" if x is None else f"{x:g}" if x == round(x) else f"{x:.4g}"
+
+
+def quantity_rows(report) -> tuple:
+    """The second table: the backward's quantities in backward order (intermediates and the
+    parameters' gradients), the seeds' difference per reference, verdict, factor hand ÷
+    reference, and what a wrong one follows from. ``([], [])`` when nothing was located."""
+    quantities = report.intermediates
+    if not quantities:
+        return [], []
+    seen = {r for q in quantities for r in q.differences}
+    references = [o for o in report.oracles if o in seen] + sorted(seen - set(report.oracles))
+    header = ["backward", "of", "shape", *references, "verdict", "factor", "follows from"]
+    rows = []
+    for q in quantities:
+        cells = [_name(q.key), _name(q.of), "×".join(map(str, q.shape)) or "()"]
+        cells += [_num(q.differences.get(r)) for r in references]
+        cells += [QUANTITY_MARK[q.verdict], _factor(q.factor), ", ".join(map(_name, q.follows_from))]
+        rows.append(cells)
+    return header, rows
+
+
+def located_lines(report) -> list:
+    """The convention, then where the error enters (file:line, function, the line's text) and
+    what follows from it, then the localisation's notes: ``str(report.localisation)``."""
+    if report.localisation is None:
+        return []
+    return [_free_text(line, report) for line in str(report.localisation).splitlines()]
+
+
+def _table(header, rows) -> list:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip(),
+            *(fmt.format(*r).rstrip() for r in rows)]
 
 
 def _details(report) -> list:
@@ -170,6 +213,12 @@ def render_plain(report) -> str:
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [headline(report), "", fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r) for r in rows]
+    q_header, q_rows = quantity_rows(report)
+    if q_rows:
+        lines += ["", *_table(q_header, q_rows)]
+    located = located_lines(report)
+    if located:
+        lines += ["", *(f"  {line}" for line in located)]
     details = _details(report)
     if details:
         lines += ["", *details]
@@ -192,6 +241,20 @@ def render_rich(report):
     for r in rows:
         table.add_row(*(Text(c) for c in r[:-1]), Text(r[-1], style=styles[r[-1]]))
     parts = [table]
+    q_header, q_rows = quantity_rows(report)
+    if q_rows:
+        second = Table(title=Text("where the error enters, in backward order"), title_justify="left")
+        for h in q_header:
+            second.add_column(Text(h))
+        marks = {"ok": "green", "WRONG": "bold red", "??": "yellow"}
+        verdict = q_header.index("verdict")
+        for r in q_rows:
+            second.add_row(*(Text(c, style=marks.get(c, "") if i == verdict else "")
+                             for i, c in enumerate(r)))
+        parts.append(second)
+    located = located_lines(report)
+    if located:
+        parts.append(Text(visible("\n".join(located))))
     details = _details(report)
     if details:
         parts.append(Text(visible("\n".join(details))))

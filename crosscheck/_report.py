@@ -161,6 +161,25 @@ class Report:
     noise: Optional[float] = None
     tolerances: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    localisation: Any = None     # a crosscheck._entry_points.Localisation, or None (not run)
+
+    @property
+    def entry_points(self) -> tuple:
+        """Where the error enters the backward (``("dW2", "db1")``): the first wrong quantities
+        whose inputs are right, in backward order; empty when none, or when nothing was located."""
+        return tuple(self.localisation.entry_points) if self.localisation is not None else ()
+
+    @property
+    def intermediates(self) -> tuple:
+        """The checked quantities of the backward in backward order -- intermediates (``dZ3``)
+        and parameters' gradients (``dW3``) -- each with its verdict, factor, difference per
+        reference and source line; empty when nothing was located."""
+        return tuple(self.localisation.quantities) if self.localisation is not None else ()
+
+    @property
+    def convention(self) -> Optional[float]:
+        """c in "intermediates are c × ∂J/∂Z" (the seeds' m), or None (nothing located)."""
+        return self.localisation.convention if self.localisation is not None else None
 
     @property
     def flagged(self) -> list:
@@ -198,6 +217,12 @@ class Report:
         return [name for name, info in self.oracles.items() if info.error is None]
 
     def to_dict(self) -> dict:
+        out = self._to_dict()
+        if self.localisation is not None:
+            out["localisation"] = localisation_dict(self.localisation)
+        return out
+
+    def _to_dict(self) -> dict:
         return _clean({
             "schema": SCHEMA, "case": self.case, "outcome": self.outcome, "ok": self.ok,
             "flagged": self.flagged, "references": self.references,
@@ -237,6 +262,23 @@ class Report:
 
     def _repr_html_(self) -> str:
         return _present("html", self)
+
+
+def localisation_dict(found: Any) -> dict:
+    """A localisation as JSON: ``convention``, ``entry_points``, ``quantities`` in backward
+    order, ``references`` that differentiated the taps, ``notes`` (docs/formats.md)."""
+    quantities = []
+    for q in found.quantities:
+        source = q.source
+        quantities.append({
+            "name": q.key, "of": q.of, "kind": q.kind, "shape": list(q.shape),
+            "verdict": q.verdict, "factor": q.factor, "difference": dict(q.differences),
+            "inputs": list(q.inputs), "follows_from": list(q.follows_from),
+            "source": None if source is None else {"file": source.file, "line": source.line,
+                                                   "text": source.text, "function": source.function}})
+    return _clean({"convention": found.convention, "entry_points": list(found.entry_points),
+                   "quantities": quantities, "references": list(found.references),
+                   "notes": list(found.notes)})
 
 
 def _present(form: Literal["plain", "rich", "html"], report: Report) -> Any:

@@ -10,7 +10,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ._errors import CheckError
-from ._inputs import Blocks, low_precision_blocks, normalize_grad, scalar_loss
+from ._inputs import (Blocks, grad_keys, intermediate_grads, low_precision_blocks, normalize_grad,
+                      scalar_loss, unpack_grad)
 from ._tolerances import EPS
 
 
@@ -104,7 +105,8 @@ def hand_gradient(grad, blocks: Blocks, args: tuple) -> tuple:
 
     Returns:
         ``(gradients, loss value or None, notes, {block: dtype} of blocks it returned in
-        float32/float16)``.
+        float32/float16, ``({block: its key in grad's dict}, {key: array} of the
+        intermediates it returned besides, ``dZ1``)``)``.
     """
     results, notes = [], []
     for _ in range(2):
@@ -131,6 +133,7 @@ def hand_gradient(grad, blocks: Blocks, args: tuple) -> tuple:
                 f"that writes into its inputs is a bug: compute on a copy.")
         results.append(normalize_grad(out, blocks))
         low = low_precision_blocks(out, blocks)
+        extra = (grad_keys(unpack_grad(out), blocks), intermediate_grads(out, blocks))
     (first, value), (second, _) = results
     for name in blocks.names:
         if not np.array_equal(first[name], second[name], equal_nan=True):
@@ -139,4 +142,4 @@ def hand_gradient(grad, blocks: Blocks, args: tuple) -> tuple:
                 f"`grad` is not deterministic: called twice on the same inputs it returned "
                 f"different values for block `{name}` (max difference {delta:.3g}); seed or "
                 f"remove its randomness.")
-    return first, value, notes, low
+    return first, value, notes, low, extra

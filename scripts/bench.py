@@ -15,6 +15,11 @@ Methods:
       ``jax.test_util.check_grads(order=1, modes=["rev"])`` on a function whose custom backward
       (``torch.autograd.Function`` / ``jax.custom_vjp``) *is* the hand-written gradient.
 
+Plus localisation (``--taps``): ``check(fd="auto")`` on the 64-128-64-1 MLP with a grad that
+also returns the intermediates' gradients (``dz1`` … ``dr``, tapped automatically) against the
+same check with the parameters' keys only, and a forward with explicit ``crosscheck.tap``
+calls against the same forward without, in a plain run.
+
 Plus Dask (``check(fd="all", executor=client)`` on ``local_cluster(2)`` against in-process),
 glibc's allocator settings in Dask workers (``MALLOC_TRIM_THRESHOLD_``,
 ``MALLOC_MMAP_THRESHOLD_``), and peak traced memory of the ~90k check.
@@ -94,6 +99,72 @@ def mlp_grad(params, X, y):
     return {"dW1": dz1 @ X.T, "db1": dz1.sum(axis=1, keepdims=True),
             "dW2": dz2 @ a1.T, "db2": dz2.sum(axis=1, keepdims=True),
             "dW3": dz3 @ a2.T, "db3": dz3.sum(axis=1, keepdims=True)}
+
+
+def mlp_grad_intermediates(params, X, y):
+    """:func:`mlp_grad` that also returns the intermediates' gradients (what localisation checks)."""
+    W1, b1, W2, b2, W3, b3 = (params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
+    z1 = W1 @ X + b1
+    a1 = z1 * (z1 > 0)
+    z2 = W2 @ a1 + b2
+    a2 = z2 * (z2 > 0)
+    dr = (W3 @ a2 + b3 - y) / X.shape[1]
+    da2 = W3.T @ dr
+    dz2 = da2 * (z2 > 0)
+    da1 = W2.T @ dz2
+    dz1 = da1 * (z1 > 0)
+    return {"dW1": dz1 @ X.T, "db1": dz1.sum(axis=1, keepdims=True),
+            "dW2": dz2 @ a1.T, "db2": dz2.sum(axis=1, keepdims=True),
+            "dW3": dr @ a2.T, "db3": dr.sum(axis=1, keepdims=True),
+            "dr": dr, "da2": da2, "dz2": dz2, "da1": da1, "dz1": dz1}
+
+
+def mlp_loss_tapped(params, X, y):
+    """:func:`mlp_loss` with an explicit ``crosscheck.tap`` on each intermediate."""
+    from array_api_compat import array_namespace
+
+    from crosscheck import tap
+
+    xp = array_namespace(X)
+    z1 = tap("z1", params["W1"] @ X + params["b1"])
+    a1 = tap("a1", z1 * (z1 > 0))
+    z2 = tap("z2", params["W2"] @ a1 + params["b2"])
+    a2 = tap("a2", z2 * (z2 > 0))
+    r = tap("r", params["W3"] @ a2 + params["b3"] - y)
+    return 0.5 * xp.sum(r * r) / X.shape[1]
+
+
+def bench_taps(log, rounds: int = 7) -> list:
+    """Localisation's cost on the 16,641-parameter MLP: a check with taps over one without
+    (alternating, in process, medians), and a tapped plain forward over the untapped one."""
+    model = mlp((64, 128, 64, 1), 32)
+    with_taps, without = [], []
+    report = None
+    run_check(model, mlp_grad_intermediates, "auto")          # untimed: jax compiles once
+    for _ in range(rounds):
+        report, seconds, _, _ = run_check(model, mlp_grad_intermediates, "auto")
+        with_taps.append(seconds)
+        without.append(run_check(model, mlp_grad, "auto")[1])
+    a, b = float(np.median(with_taps)), float(np.median(without))
+    entry = report.entry_points if report is not None else None
+    log(f"taps: check with {a:.3f} s, without {b:.3f} s")
+    forward = {"tapped": mlp_loss_tapped, "plain": mlp_loss}
+    per_call = {k: [] for k in forward}
+    for _ in range(rounds):
+        for name, fn in forward.items():
+            t = time.perf_counter()
+            for _ in range(2000):
+                fn(model.params, *model.args)
+            per_call[name].append((time.perf_counter() - t) / 2000)
+    tapped, plain = (float(np.median(per_call[k])) for k in ("tapped", "plain"))
+    return ["### Localisation (16,641-parameter MLP, 64-128-64-1, batch 32)", "",
+            f"- `check(fd=\"auto\")` with a grad returning `dr, da2, dz2, da1, dz1` too "
+            f"(five automatic taps, {len(report.intermediates) if report else 0} quantities, "
+            f"entry points {entry}): {a:.3f} s; the same check with the parameters' keys only: "
+            f"{b:.3f} s; ratio **{a / b:.2f}×** (target ≤ 1.2×; medians of {rounds} alternating runs).",
+            f"- a plain forward with five `crosscheck.tap` calls: {tapped * 1e6:.1f} µs per call, "
+            f"without: {plain * 1e6:.1f} µs; ratio **{tapped / plain:.3f}×** (medians of {rounds} "
+            f"rounds of 2,000 calls)."]
 
 
 def grad_element_bug(params, X, y):
@@ -706,6 +777,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cold", action="store_true",
                         help="skip the cold measurement (six reference models, fresh processes)")
     parser.add_argument("--threads", default="1", help="BLAS and torch threads (default 1)")
+    parser.add_argument("--taps", action="store_true",
+                        help="only the localisation measurement (taps on the 16,641-parameter MLP)")
     ns = parser.parse_args(argv)
 
     def log(msg):
@@ -717,6 +790,12 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     header = machine()
     warm_up(log)
+    if ns.taps:
+        text = "\n".join(["# crosscheck benchmark: localisation", "", *header, "", *bench_taps(log)]) + "\n"
+        print(text)
+        if ns.out:
+            Path(ns.out).write_text(text)
+        return 0
     rows, memory, dask_lines = [], {}, []
     todo = models(ns.quick)
     for model in todo:
@@ -733,6 +812,8 @@ def main(argv=None) -> int:
             target = todo[1] if ns.quick else next(m for m in todo if m.n == 16641)
             log(f"Dask on {target.label}")
             dask_lines = bench_dask(target, log)
+    log("localisation: taps on the 16,641-parameter MLP")
+    taps_lines = bench_taps(log, rounds=3 if ns.quick else 7)
     cold_lines = []
     if not ns.no_cold:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -771,6 +852,7 @@ def main(argv=None) -> int:
             for what, peak in entries.items():
                 out.append(f"- {label} ({model.n:,} params, vector {model.n * 8 / 2**20:.2f} "
                            f"MiB): {what}: {peak / 2**20:.1f} MiB")
+    out += [""] + taps_lines
     if dask_lines:
         out += [""] + dask_lines
     if cold_lines:

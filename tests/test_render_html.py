@@ -73,8 +73,9 @@ def test_page_parses_embeds_images_and_names_every_block(seed_reports):
     page = Page(html)
     assert page.stack == []   # every element closed, in order
     assert html.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in html
-    # the summary, two block tables, and the worst elements of each wrong block (b1, W2)
-    assert page.tags.count("table") == 5 and "section" in page.tags
+    # the summary, two block tables, the worst elements of each wrong block (b1, W2), and
+    # per case the backward's quantities (seed_net's grad returns its intermediates)
+    assert page.tags.count("table") == 7 and "section" in page.tags
     # one chart per case, a heat-map per wrong block (b1, W2)
     assert len(page.images()) == 4
     _check_images(page)
@@ -155,7 +156,7 @@ def test_without_matplotlib_tables_still_render(seed_reports, monkeypatch):
     page = Page(html)
     assert page.images() == []
     assert "Charts need matplotlib, which is not installed" in page.text
-    assert "W2" in page.text and page.tags.count("table") == 5   # worst elements too
+    assert "W2" in page.text and page.tags.count("table") == 7   # worst elements, quantities too
 
 
 def test_a_failing_chart_costs_only_the_chart(seed_reports, monkeypatch):
@@ -167,7 +168,7 @@ def test_a_failing_chart_costs_only_the_chart(seed_reports, monkeypatch):
     monkeypatch.setattr(_render_html, "difference_chart", boom)
     html = render_page(seed_reports)
     assert "A chart could not be drawn: RuntimeError: &lt;boom&gt;" in html
-    assert Page(html).tags.count("table") == 5
+    assert Page(html).tags.count("table") == 7   # with the backward's quantities per case
 
 
 CHROMIUM = "/usr/bin/chromium"
