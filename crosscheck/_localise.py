@@ -102,7 +102,9 @@ def _why_not(wanted: Mapping, shapes: Mapping, notes: list, asked: bool) -> tupl
         return (f"could not locate: the forward taps {taps}, but `grad` returns no {grads}: "
                 f"return them to see where an error enters.", *notes)
     if not asked:
-        return ()   # auto: the extra keys name no intermediate of the forward (say, a cache)
+        # auto: the extra keys may name no intermediate at all (an input's gradient, a cache):
+        # only a name the forward assigns several times is worth a word (tap it by hand)
+        return tuple(notes)
     keys = ", ".join(f"`{k}`" for k in wanted.values())
     return (f"could not locate: `grad` returned {keys} besides the parameters' gradients, but "
             f"the forward assigns none of {', '.join(f'`{n}`' for n in wanted)} once by a plain "
