@@ -4,7 +4,8 @@
 block is flagged, 2 when a case could not be checked (bad target, bad input, user code that
 raised or exited, a worker that died under ``--isolate``), 3 when no block is flagged but some
 case is inconclusive (``--allow-inconclusive`` makes that 0), 130 when interrupted (Ctrl-C;
-the finished cases are saved). When several apply, the gravest wins: 2, then 1, then 3.
+the finished cases are saved), 143 when terminated (SIGTERM, taken like Ctrl-C). When several
+apply, the gravest wins: 2, then 1, then 3.
 ``--json FILE`` is rewritten after every case, marked ``partial`` until the run ends, so a run
 killed outright leaves every finished case on disk. ``compare`` exits 1 when something fails
 that did not before, 3 when nothing does but a case is newly inconclusive, 0 otherwise, 2 on
@@ -18,12 +19,14 @@ import argparse
 import contextlib
 import json
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
 
 from ._cli_args import (EXIT_ERROR, EXIT_FLAGGED, EXIT_INCONCLUSIVE,  # noqa: F401 (the codes,
-                        EXIT_INTERRUPTED, EXIT_OK, GRAVITY, parser)   # named where they end a run)
+                        EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED,   # named where they end
+                        GRAVITY, parser)                              # a run)
 from ._errors import CheckError
 from ._run_file import Outcome, summary
 from ._suite import Suite
@@ -296,8 +299,10 @@ def _journal(ns, command: str, suite=None):
     return save
 
 
-def _interrupted(ns, state: RunState, title: str, command: str, suite=None) -> int:
-    """After Ctrl-C: every output asked for, with the finished cases; one line; exit 130."""
+def _interrupted(ns, state: RunState, title: str, command: str, suite=None,
+                 exc: BaseException = KeyboardInterrupt()) -> int:
+    """After Ctrl-C (or SIGTERM): every output asked for, with the finished cases; one line;
+    exit 130 (143)."""
     from ._run_file import metadata, partial_document
     results, counted = state.results, state.counted()
     meta = metadata(command) if (ns.markdown or ns.html) else None
@@ -306,16 +311,17 @@ def _interrupted(ns, state: RunState, title: str, command: str, suite=None) -> i
         return json.dumps(partial_document(
             results, command, suite, state="interrupted", current=state.current,
             not_run=state.not_run, not_loaded=state.not_loaded), indent=2)
-    written = _write_outputs(ns, results, f"{title} (interrupted after {counted} case(s))",
+    code, word = interrupted_code(exc)
+    written = _write_outputs(ns, results, f"{title} ({word} after {counted} case(s))",
                              meta, doc)
     _finish(EXIT_OK, results, written, sys.stderr if _stdout_outputs(ns) else None)
     saved = [("standard output" if p == "-" else p)
              for p in (ns.json, ns.junit, ns.markdown, ns.html) if p]
-    line = f"crosscheck: interrupted after {counted} case(s)"
+    line = f"crosscheck: {word} after {counted} case(s)"
     if saved and written == EXIT_OK:
         line += f"; finished results saved to {', '.join(saved)}"
     print(line, file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return code
 
 
 def _check_json(results) -> str:
@@ -386,8 +392,8 @@ def _cmd_check(ns, command: str) -> int:
     except CheckError as exc:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        return _interrupted(ns, state, "crosscheck check", command)
+    except KeyboardInterrupt as exc:
+        return _interrupted(ns, state, "crosscheck check", command, exc=exc)
     meta = metadata(command) if (ns.markdown or ns.html) else None
     written = _write_outputs(ns, results, "crosscheck check", meta, lambda: _check_json(results))
     return _finish(code, results, written, human)
@@ -450,8 +456,8 @@ def _cmd_run(ns, command: str) -> int:
     except CheckError as exc:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        return _interrupted(ns, state, "crosscheck run", command, suite)
+    except KeyboardInterrupt as exc:
+        return _interrupted(ns, state, "crosscheck run", command, suite, exc=exc)
     doc = run_document(results, command, suite)
     written = _write_outputs(ns, results, "crosscheck run", doc["metadata"],
                              lambda: json.dumps(doc, indent=2))
@@ -491,12 +497,49 @@ def _cmd_compare(ns) -> int:
     return EXIT_INCONCLUSIVE if result.unvouched and not ns.allow_inconclusive else EXIT_OK
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM -- what a CI job's timeout or ``kill`` sends -- taken like Ctrl-C: the finished
+    cases are saved to every output asked for, then exit 143 (128 + SIGTERM)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a command runs, SIGTERM raises :class:`Terminated` (where Python can handle it:
+    the main thread, and a handler nobody else installed)."""
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous != signal.SIG_DFL:
+            previous = None
+        else:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:      # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_code(exc: BaseException) -> tuple:
+    """``(exit code, word)`` for an interruption: Ctrl-C or SIGTERM."""
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED, "terminated (SIGTERM)"
+    return EXIT_INTERRUPTED, "interrupted"
+
+
 def main(argv=None) -> int:
     try:
-        return _main(argv)
-    except KeyboardInterrupt:   # outside a run's cases (those are saved): end without a traceback
-        print("crosscheck: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        with _sigterm_as_interrupt():
+            return _main(argv)
+    except KeyboardInterrupt as exc:   # outside a run's cases (those are saved): no traceback
+        code, word = interrupted_code(exc)
+        print(f"crosscheck: {word}.", file=sys.stderr)
+        return code
 
 
 def _main(argv=None) -> int:

@@ -19,9 +19,10 @@ EXIT_INCONCLUSIVE = 3    # no block flagged, but a case no reference could vouch
 GRAVITY = (EXIT_OK, EXIT_INCONCLUSIVE, EXIT_FLAGGED, EXIT_ERROR)
 EXIT_HELP = ("Exit 0: every case agrees; 1: a block is flagged; 2: a case could not be "
              "checked; 3: no block flagged but a case is inconclusive (0 with "
-             "--allow-inconclusive); 130: interrupted (Ctrl-C), the finished cases saved to "
-             "every output asked for.")
+             "--allow-inconclusive); 130: interrupted (Ctrl-C), 143: terminated (SIGTERM), the "
+             "finished cases saved to every output asked for.")
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report a command ended by Ctrl-C
+EXIT_TERMINATED = 143    # 128 + SIGTERM: a CI job's timeout, `kill`
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -201,6 +201,24 @@ def test_ctrl_c_saves_the_finished_cases_says_so_and_exits_130(folder):
     assert _cases(read_run(folder / "run.json")) == ["models/good"]
 
 
+def test_sigterm_as_a_ci_timeout_sends_it_saves_the_finished_cases_and_exits_143(folder):
+    proc = _start(["run", "models.py:suite", "--oracles", "fd", "--json", "run.json",
+                   "--junit", "j.xml", "--markdown", "s.md"], folder)
+    _running(folder / "run.json", "models/sleeping", proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == ("crosscheck: terminated (SIGTERM) after 1 of 3 case(s); "
+                                    "finished results saved to run.json, j.xml, s.md")
+    data = json.loads((folder / "run.json").read_text())
+    assert _cases(data["reports"]) == ["models/good"]
+    assert data["partial"]["state"] == "interrupted"
+    cases = ET.parse(folder / "j.xml").getroot().find("testsuite").findall("testcase")
+    assert [c.attrib["name"] for c in cases] == ["models/good"]
+    assert "crosscheck run (terminated (SIGTERM) after 1 of 3 case(s))" in (folder / "s.md").read_text()
+
+
 def test_ctrl_c_at_the_terminal_under_isolate_ends_the_worker_too(folder):
     # A terminal sends SIGINT to the whole foreground process group, workers included.
     proc = _start(["check", "models.py:good", "models.py:sleeping", "models.py:wrong",
