@@ -9,7 +9,7 @@ apply, the gravest wins: 2, then 1, then 3.
 ``--json FILE`` is rewritten after every case, marked ``partial`` until the run ends, so a run
 killed outright leaves every finished case on disk. ``compare`` exits 1 when something fails
 that did not before, 3 when nothing does but a case is newly inconclusive, 0 otherwise, 2 on
-unreadable input. Neither jax nor torch is imported before a check needs it; matplotlib only
+unreadable input or a new run that stopped early (its missing cases were not run). Neither jax nor torch is imported before a check needs it; matplotlib only
 when an HTML report is written.
 """
 
@@ -467,14 +467,14 @@ def _cmd_run(ns, command: str) -> int:
 def _cmd_compare(ns) -> int:
     from ._render_comparison import render_comparison
     from ._run_comparison import compare_runs
-    from ._run_file import read_run
+    from ._run_file import read_run, stopped_early
     try:
         if ns.slower_ratio < 1 or ns.slower_seconds < 0:
             raise CheckError(f"--slower-ratio must be at least 1 and --slower-seconds at "
                              f"least 0, got {ns.slower_ratio:g} and {ns.slower_seconds:g}.")
         old, new = read_run(ns.old), read_run(ns.new)
         result = compare_runs(old, new, slower_ratio=ns.slower_ratio,
-                              slower_seconds=ns.slower_seconds)
+                              slower_seconds=ns.slower_seconds, stopped=stopped_early(ns.new))
         text = render_comparison(result)
     except CheckError as exc:
         print(f"crosscheck: {exc}", file=sys.stderr)
@@ -492,6 +492,8 @@ def _cmd_compare(ns) -> int:
             print(f"crosscheck: cannot write `{ns.markdown}`: {exc.strerror or exc}.",
                   file=sys.stderr)
             return EXIT_ERROR
+    if result.not_run:   # cases the new run never reached: nothing can be said of them
+        return EXIT_ERROR
     if result.failed:
         return EXIT_FLAGGED
     return EXIT_INCONCLUSIVE if result.unvouched and not ns.allow_inconclusive else EXIT_OK

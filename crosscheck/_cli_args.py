@@ -58,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
                     "oracles that became much slower. Exit 1 when something fails that did "
                     "not before; 3 when nothing does but a case is newly inconclusive "
                     "(0 with --allow-inconclusive); 0 otherwise; 2 when a file cannot be "
-                    "read.")
+                    "read, or when the new run stopped early (a `partial` file: its missing "
+                    "cases are listed as not run).")
     cmp.add_argument("old", metavar="OLD.json")
     cmp.add_argument("new", metavar="NEW.json")
     cmp.add_argument("--markdown", metavar="FILE", help="also write the comparison as Markdown")

@@ -29,6 +29,8 @@ def comparison_lines(cmp: RunComparison) -> list:
                f"{s['case']}: {s['oracle']} 0 s → {s['now']:.3f} s") for s in cmp.slower]
     lines += [("ADDED", f"{a['case']}: {a['now']}") for a in cmp.added]
     lines += [("REMOVED", f"{r['case']}: (before: {r['before']})") for r in cmp.removed]
+    lines += [("NOT RUN", f"{r['case']}: the new run stopped before it (before: {r['before']})")
+              for r in cmp.not_run]
     return lines
 
 
@@ -47,6 +49,9 @@ def comparison_headline(cmp: RunComparison) -> str:
     parts += [f"{len(cmp.fixed)} fixed", f"{len(cmp.changed)} changed diagnosis(es)",
               f"{len(cmp.slower)} slower oracle(s)", f"{len(cmp.added)} added",
               f"{len(cmp.removed)} removed", f"{len(cmp.still_failing)} still failing"]
+    if cmp.not_run:
+        parts.append(f"{len(cmp.not_run)} not run (the new run stopped early: "
+                     f"{', '.join(r['case'] for r in cmp.not_run)})")
     return "crosscheck compare: " + ", ".join(parts)
 
 

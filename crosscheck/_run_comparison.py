@@ -30,7 +30,8 @@ class RunComparison:
     ``new_failures``: cases flagged or erroring now that agreed, were inconclusive or were
     absent before; ``new_blocks``: blocks newly wrong in a case that was already flagged;
     ``inconclusive``: cases inconclusive now that were not before (they agreed, were flagged,
-    could not be checked, or were absent); ``fixed``: cases that agree now and did not
+    could not be checked, or were absent); ``not_run``: cases of the old run that a new run
+    which stopped early (interrupted, killed) never reached; ``fixed``: cases that agree now and did not
     before; ``changed``: same case, same wrong block, a different diagnosis; ``slower``:
     oracles whose time grew past both thresholds.
     """
@@ -43,6 +44,7 @@ class RunComparison:
     changed: list = field(default_factory=list)        # {"case", "block", "before", "now"}
     added: list = field(default_factory=list)          # {"case", "now"}
     removed: list = field(default_factory=list)        # {"case", "before"}
+    not_run: list = field(default_factory=list)        # {"case", "before"}: the new run stopped
     slower: list = field(default_factory=list)         # {"case", "oracle", "before", "now"}
 
     @property
@@ -108,9 +110,10 @@ def _same_diagnosis(a: Optional[dict], b: Optional[dict]) -> bool:
 
 
 def compare_runs(old: list, new: list, *, slower_ratio: float = SLOWER_RATIO,
-                 slower_seconds: float = SLOWER_SECONDS) -> RunComparison:
+                 slower_seconds: float = SLOWER_SECONDS, stopped: bool = False) -> RunComparison:
     """Compare two runs' report dicts (as :func:`crosscheck._run_file.read_run` returns
-    them), case by case."""
+    them), case by case. ``stopped``: the new run ended before its last case (its file is
+    ``partial``), so a case it lacks was not run rather than removed."""
     before, after = _index(old), _index(new)
     out = RunComparison()
     for case, r in after.items():
@@ -145,6 +148,9 @@ def compare_runs(old: list, new: list, *, slower_ratio: float = SLOWER_RATIO,
                 continue
             if t1 > slower_ratio * t0 and t1 - t0 > slower_seconds:
                 out.slower.append({"case": case, "oracle": oracle, "before": t0, "now": t1})
-    out.removed = [{"case": c, "before": _describe(r)} for c, r in before.items()
-                   if c not in after]
+    gone = [{"case": c, "before": _describe(r)} for c, r in before.items() if c not in after]
+    if stopped:
+        out.not_run = gone
+    else:
+        out.removed = gone
     return out

@@ -247,6 +247,13 @@ def _report_problem(r: dict) -> Optional[str]:
     return None
 
 
+def stopped_early(path) -> bool:
+    """Whether the run file at ``path`` is ``partial``: its run was interrupted or killed
+    before its last case (read after :func:`read_run` accepted the file)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return isinstance(data, dict) and isinstance(data.get("partial"), dict)
+
+
 def read_run(path) -> list:
     """The report dicts of a run file (``run --json``) or of ``check --json`` output.
 

@@ -417,3 +417,21 @@ def test_progress_counts_every_evaluation_of_a_stage(monkeypatch):
     flat = np.array([1.0, 2.0])
     measure_noise(lambda: float(np.sum(flat ** 2)), flat, np.ones(2), 5.0, progress=bar)
     assert sum(seen) == 48 and bar._done == 48
+
+
+def test_compare_with_a_run_that_stopped_early_lists_its_missing_cases_as_not_run(folder):
+    full = _cli(["run", "models.py:good", "models.py:wrong", "--oracles", "fd", "--quiet",
+                 "--json", "old.json"], folder)
+    assert full.returncode == 1, full.stderr
+    proc = _start(["run", "models.py:good", "models.py:sleeping", "models.py:wrong",
+                   "--oracles", "fd", "--quiet", "--json", "new.json"], folder)
+    _running(folder / "new.json", "models/sleeping", proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=WAIT)
+    cmp = _cli(["compare", "old.json", "new.json"], folder)
+    assert cmp.returncode == 2, cmp.stdout + cmp.stderr
+    assert "NOT RUN      models/wrong: the new run stopped before it (before: flagged w)" in \
+        cmp.stdout, cmp.stdout
+    assert "REMOVED" not in cmp.stdout
+    assert cmp.stdout.splitlines()[0].endswith(
+        "1 not run (the new run stopped early: models/wrong)")
