@@ -15,8 +15,9 @@ intermediates (ties: the one nearest the loss), and an intermediate is right whe
 
 Order and entry points. Intermediates come in the reverse of the forward's order; each
 parameter's gradient comes right after the last intermediate its assigning line reads. The
-*inputs* of a quantity are the checked quantities named on the right-hand side of the line
-that assigns it in the backward. An entry point is a wrong quantity whose inputs are all
+*inputs* of a quantity are the checked quantities its line in the backward reads (found by
+running the backward once under a line tracer, so loops work; read from the source as a
+fallback: :mod:`crosscheck._backward_lines`). An entry point is a wrong quantity whose inputs are all
 right; any other wrong quantity "follows from" the entry points its wrong inputs lead to.
 
 Notes: where the hand value and the reference are both zero (a ReLU's dead units) any
@@ -27,45 +28,21 @@ straddle it; autodiff references are then the ones to trust.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import linecache
-import os
 import types
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from ._backward_lines import SourceLine, static_lines, traced
 from ._errors import CheckError
 from ._inputs import GRAD_KEY_STYLES, batch_size
 from ._tap_gradients import RUNNERS, Tapped, copies
-from ._taps import assignments, function_tree, reached
+from ._taps import assignments, function_tree, reached, reassigned
 from ._tolerances import DEFAULTS
 
 REFERENCES = ("fd", "jax", "torch")
-
-
-@dataclass(frozen=True)
-class SourceLine:
-    """Where a quantity is assigned in the backward: file, line number, the line's text, the function."""
-
-    file: str
-    line: int
-    text: str
-    function: str
-
-    def __str__(self) -> str:
-        return f"{_shown(self.file)}:{self.line} (`{self.function}`): `{self.text}`"
-
-
-def _shown(path: str) -> str:
-    """``path`` relative to the working directory when it lies under it (as editors link it)."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:      # another drive
-        return path
-    return path if relative.startswith("..") else relative
 
 
 @dataclass(frozen=True)
@@ -154,27 +131,6 @@ def assigning_function(fn: Any, names, given: Optional[types.FunctionType]) -> O
     return best
 
 
-def backward_lines(backward: Optional[types.FunctionType], keys) -> dict:
-    """``{key: (SourceLine, names read on its right-hand side)}`` for keys assigned once in ``backward``."""
-    if backward is None:
-        return {}
-    found = function_tree(backward)
-    if found is None:
-        return {}
-    definition, first = found
-    code = backward.__code__
-    lines = [line.rstrip("\n") for line in linecache.getlines(code.co_filename)]
-    out = {}
-    for key, nodes in assignments(definition).items():
-        if key not in keys or len(nodes) != 1 or not isinstance(nodes[0], ast.Assign):
-            continue
-        number = nodes[0].lineno + first - definition.lineno
-        text = lines[number - 1].strip() if 0 < number <= len(lines) else ast.unparse(nodes[0])
-        read = {n.id for n in ast.walk(nodes[0].value) if isinstance(n, ast.Name)}
-        out[key] = (SourceLine(code.co_filename, number, text, backward.__qualname__), read)
-    return out
-
-
 # ------------------------------------------------------------------ judging
 def _factor(hand: np.ndarray, ref: np.ndarray) -> Optional[float]:
     """``c`` with ``hand ≈ c·ref`` (least squares), or None when ``ref`` vanishes."""
@@ -231,16 +187,20 @@ def _verdict(hand, by_reference: Mapping, c: float, table: Mapping = DEFAULTS) -
 
 
 # ------------------------------------------------------------------ order and entry points
-def _order(intermediates: list, params: list, lines: Mapping) -> list:
+def _order(intermediates: list, params: list, lines: Mapping, ran: Optional[Mapping] = None) -> list:
     """Backward order: intermediates as given (reverse forward order), each parameter's gradient
-    right after the last intermediate its line reads (by line number among those); others last."""
+    right after the last intermediate its line reads; others last. Among those, the order in
+    which the traced run computed them (``ran``: a loop's line serves every pass), then the
+    line number of the lines read from the source only."""
     position = {k: i for i, k in enumerate(intermediates)}
     slots: dict = {}
     for key in params:
         read = lines.get(key, (None, set()))[1]
         after = max((position[k] for k in read if k in position), default=len(intermediates))
         slots.setdefault(after, []).append(key)
-    line = {k: lines[k][0].line if k in lines else float("inf") for k in params}
+    ran = ran or {}
+    line = {k: (0, ran[k]) if k in ran else (1, lines[k][0].line if k in lines else float("inf"))
+            for k in params}
     out = []
     for i in range(len(intermediates) + 1):
         out += intermediates[i:i + 1] + sorted(slots.get(i, []), key=lambda k: line[k])
@@ -292,7 +252,9 @@ def locate(loss, grad, params, *args, references=REFERENCES, forward=None, backw
         references: any of ``"fd"``, ``"jax"``, ``"torch"``; the most precise decides the convention.
         forward: the function assigning the intermediates; default: the function the loss
             reaches that assigns the most of them.
-        backward: the function assigning the gradients; default: found from ``grad`` alike.
+        backward: the function computing the gradients; default: the user's functions
+            ``grad`` runs are traced, and the one where most returned values first appear
+            is read (see :mod:`crosscheck._backward_lines`).
 
     Returns:
         a :class:`Localisation`.
@@ -301,7 +263,7 @@ def locate(loss, grad, params, *args, references=REFERENCES, forward=None, backw
         ValueError, TypeError: bad ``references``, ``params`` or ``grad`` output.
     """
     params = {n: np.asarray(v, np.float64) for n, v in params.items()} if isinstance(params, Mapping) else params
-    out = grad(copies(params), *copies(args))
+    out, lines = traced(lambda: grad(copies(params), *copies(args)), backward)
     order_refs = _validate(params, references, out)
     hands = {k: np.asarray(v, np.float64) for k, v in out.items()}
     param_keys = grad_param_keys(params, hands)
@@ -309,28 +271,53 @@ def locate(loss, grad, params, *args, references=REFERENCES, forward=None, backw
     notes: list = []
     tapped = Tapped(loss, assigning_function(loss, wanted, forward), list(wanted), notes)
     shapes = {n: s for n, s in tapped.shapes(params, args).items() if n in wanted}
-    notes.extend(untapped(wanted, shapes))
+    notes.extend(untapped(wanted, shapes, loss))
     estimates = {r: RUNNERS[r](tapped, params, args, shapes) for r in order_refs}
-    found = judge_quantities(hands, param_keys, wanted, shapes, estimates, assigning_function(grad, hands, backward), notes)
+    found = judge_quantities(hands, param_keys, wanted, shapes, estimates,
+                             assigning_function(grad, hands, backward), notes, traced=lines)
     return dataclasses.replace(found, batch=batch_size(tuple(a for a in args if isinstance(a, np.ndarray))))
 
 
-def untapped(wanted: Mapping, shapes: Mapping) -> list:
-    """The note naming the intermediates the grad returned that no tap reached (empty if none)."""
+def untapped(wanted: Mapping, shapes: Mapping, loss: Any = None, loops_only: bool = False) -> list:
+    """The note naming the intermediates the grad returned that no tap reached (empty if none).
+
+    When nothing was tapped and ``loss`` is given, the note also says why a loop defeats
+    the automatic taps: the forward reassigns the names the keys stem from (``Z`` for
+    ``dZ3``, ``dZ2`` …; :func:`crosscheck._taps.reassigned`), with their lines.
+    ``loops_only``: that note or nothing (extra keys that name nothing in the forward, an
+    input's gradient say, are not worth a word unasked).
+    """
     missing = [wanted[n] for n in wanted if n not in shapes]
     if not missing:
+        return []
+    loops = reassigned(reached(loss), [k[1:] for k in missing]) if loss is not None and not shapes else None
+    if loops:
+        fn, found, counter = loops
+        missing = [k for k in missing if k[1:].rstrip("0123456789") in found]
+        said = " and ".join(f"`{name}` (lines {', '.join(map(str, lines))})" for name, lines in found.items())
+        stem = next(iter(found))
+        example = (f"crosscheck.tap(f\"{stem}{{{counter}}}\", {stem})" if counter
+                   else f"crosscheck.tap(\"{missing[0][1:]}\", {stem})")
+        return ["not checked, their intermediate has no tap: " + ", ".join(f"`{k}`" for k in missing)
+                + "; the forward assigns no " + ", ".join(f"`{k[1:]}`" for k in missing)
+                + f" but `{fn.__qualname__}` reassigns {said}, as a loop does: tap each value under "
+                f"a name of its own after it is computed, e.g. `{example}`."]
+    if loops_only:
         return []
     return ["not checked, their intermediate has no tap: " + ", ".join(f"`{k}`" for k in missing)
             + f"; tap it in the forward, e.g. `crosscheck.tap(\"{missing[0][1:]}\", {missing[0][1:]})`."]
 
 
 def judge_quantities(hands, param_keys, wanted, shapes, estimates, backward, notes,
-                     given: Optional[Mapping] = None, table: Mapping = DEFAULTS) -> Localisation:
+                     given: Optional[Mapping] = None, table: Mapping = DEFAULTS,
+                     traced: Optional[Mapping] = None) -> Localisation:
     """Verdicts, convention, order and entry points from the hand values and the references' estimates.
 
     ``given`` holds the parameters' ``(verdict, factor, differences)`` when they are judged
     already (``check()``'s blocks: localisation adds to them and never re-judges them);
-    ``estimates`` then need hold the taps' gradients only.
+    ``estimates`` then need hold the taps' gradients only. ``traced`` holds the lines found
+    by running the backward (:func:`crosscheck._backward_lines.traced`); they take precedence
+    over the lines read from ``backward``'s source, which serve for the keys the trace missed.
     """
     given = given or {}
 
@@ -348,8 +335,9 @@ def judge_quantities(hands, param_keys, wanted, shapes, estimates, backward, not
     refs.update({key: by_ref(key, name) for key, name in param_keys.items() if key not in given})
     c = _convention(intermediates, hands, {k: next(iter(refs[k].values())) for k in intermediates}, table)
     checked = set(refs) | set(given)
-    lines = backward_lines(backward, checked)
-    order = _order(intermediates, [k for k in hands if k in param_keys], lines)
+    lines = {**static_lines(backward, checked), **{k: v for k, v in (traced or {}).items() if k in checked}}
+    ran = {k: i for i, k in enumerate(traced or {})}
+    order = _order(intermediates, [k for k in hands if k in param_keys], lines, ran)
     judged = {k: given[k] if k in given
               else _verdict(hands[k], refs[k], (c or 1.0) if k in intermediates else 1.0, table)
               for k in order}

@@ -25,13 +25,15 @@ from typing import Mapping
 from . import oracles as registry
 from ._entry_points import assigning_function, judge_quantities, untapped
 from ._errors import CheckError
-from ._inputs import batch_size
+from ._backward_lines import traced
+from ._inputs import batch_size, unpack_grad
 from ._prepare import Prepared
 from ._references import References
 from ._report import Block
 from ._tap_gradients import RUNNERS, Tapped
 from ._taps import TAP, reached
 from ._tolerances import BUDGETS
+from ._user_calls import private_copy
 from .oracles._base import library_scope
 
 #: ``blocks[name].verdict`` → the verdict of its quantity.
@@ -82,7 +84,8 @@ def _localise(prep: Prepared, refs: References, blocks: Mapping, asked: bool) ->
     shapes = tapped.shapes(params, prep.args)
     taps = {n: s for n, s in shapes.items() if n in wanted}
     if not taps:
-        return None, _why_not(wanted, shapes, notes, asked)
+        loops = untapped(wanted, {}, loss, loops_only=True)
+        return None, _why_not(wanted, shapes, [*loops, *notes], asked)
     notes.extend(untapped(wanted, taps))
     estimates = _tap_gradients(prep, refs, tapped, params, taps, notes)
     hands = {**{prep.grad_keys[b]: prep.hand[b] for b in prep.blocks.names}, **prep.intermediates}
@@ -90,7 +93,7 @@ def _localise(prep: Prepared, refs: References, blocks: Mapping, asked: bool) ->
     given = {prep.grad_keys[b]: _given(blocks[b]) for b in prep.blocks.names}
     found = judge_quantities(hands, param_keys, wanted, taps, estimates,
                              assigning_function(prep.grad, hands, None), notes, given,
-                             prep.settings.table)
+                             prep.settings.table, traced=_lines(prep))
     return dataclasses.replace(found, batch=prep.settings.batch or batch_size(prep.args)), ()
 
 
@@ -110,6 +113,15 @@ def _why_not(wanted: Mapping, shapes: Mapping, notes: list, asked: bool) -> tupl
             f"the forward assigns none of {', '.join(f'`{n}`' for n in wanted)} once by a plain "
             f"assignment and taps none of them: add `crosscheck.tap(\"{next(iter(wanted))}\", "
             f"{next(iter(wanted))})` in the forward.", *notes)
+
+
+def _lines(prep: Prepared) -> dict:
+    """Where the backward computed each returned quantity, found by running ``grad`` once more
+    under a line tracer (loops included: ``grads["dW" + str(l)] = …``); the source alone is
+    read where this finds nothing."""
+    run = lambda: unpack_grad(prep.grad(prep.blocks.copy().as_dict(),   # noqa: E731
+                                        *private_copy(prep.args)))
+    return traced(run)[1]
 
 
 def _given(block: Block) -> tuple:

@@ -179,6 +179,39 @@ def tappable(fn: types.FunctionType, names) -> tuple:
     return single, notes
 
 
+def reassigned(functions, names) -> Optional[tuple]:
+    """Why ``names`` (``Z3``, ``Z2`` …) cannot be tapped automatically: a loop reassigning their stem.
+
+    Returns ``(function, {stem: [line numbers]}, loop counter or None)`` for the function of
+    ``functions`` that stores the most of the names' stems (``Z`` for ``Z3``: the name less its
+    trailing digits) more than once, or None when none does. The counter is the target of
+    the ``for`` around the first stem's first store (``l`` in seed 002's
+    ``for l in range(1, L)``): the name a computed tap would use.
+    """
+    # (a name without an index, reassigned itself, is :func:`tappable`'s to explain)
+    stems = list(dict.fromkeys(n.rstrip("0123456789") for n in names
+                               if n.rstrip("0123456789") != n))
+    best: Optional[tuple] = None
+    for fn in functions:
+        found = function_tree(fn)
+        if found is None:
+            continue
+        definition, first = found
+        stores = assignments(definition)
+        lines = {s: [n.lineno + first - definition.lineno for n in stores[s]]
+                 for s in stems if s and len(stores.get(s, ())) > 1}
+        if lines and (best is None or len(lines) > len(best[1])):
+            best = (fn, lines, _counter(definition, stores[next(iter(lines))][0]))
+    return best
+
+
+def _counter(definition, node) -> Optional[str]:
+    """The name a ``for`` loop around ``node`` counts with (innermost loop), or None."""
+    counters = [f.target.id for f in ast.walk(definition) if isinstance(f, (ast.For, ast.AsyncFor))
+                and isinstance(f.target, ast.Name) and any(n is node for n in ast.walk(f))]
+    return counters[-1] if counters else None
+
+
 def _overlay(source: dict, extra: Mapping) -> dict:
     """Globals that read ``extra`` first, then ``source`` live (the user's module dict is not touched)."""
     view = _Overlay(extra)
@@ -261,7 +294,7 @@ def reached(fn: Any, depth: int = 3) -> list:
 def _module_functions(fn: types.FunctionType) -> list:
     """Functions ``fn`` reaches as ``module.name`` (``seed.backward(...)``): read, never rebuilt."""
     names = _names(fn.__code__)
-    out = []
+    out: list = []
     for name in names:
         module = fn.__globals__.get(name)
         if isinstance(module, types.ModuleType):
