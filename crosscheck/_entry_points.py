@@ -172,6 +172,22 @@ def _convention(order, hands, refs, table: Mapping = DEFAULTS) -> Optional[float
     return candidates[votes.index(max(votes))]
 
 
+def _confirmed(c: float, batch: Optional[int], judged: Mapping, inputs: Mapping,
+               intermediates: set) -> bool:
+    """Whether the common factor ``c`` is a convention, not a bug early in the backward that
+    every later intermediate inherits (``dZ3 = 2 * (A3 - Y)`` makes them all 2m × ∂J/∂Z): it
+    is 1 or the batch size m (the seeds'), or some parameter's gradient computed from the
+    intermediates is right -- so the backward does turn them into right gradients."""
+    if abs(c - 1.0) <= 1e-6 or (batch and abs(c - batch) <= 1e-6 * batch):
+        return True
+    return any(judged[k][0] == "right" and intermediates & set(inputs[k])
+               for k in judged if k not in intermediates)
+
+
+def _shown(c: float) -> str:
+    return f"{c:g}"
+
+
 def _verdict(hand, by_reference: Mapping, c: float, table: Mapping = DEFAULTS) -> tuple:
     """``(verdict, factor, differences)`` of one quantity against every reference's estimate."""
     differences, agree = {}, []
@@ -227,6 +243,21 @@ def _entries(order: list, verdicts: Mapping, inputs: Mapping) -> tuple:
     return tuple(entries), follows
 
 
+def _affecting(entries: tuple, follows: Mapping, params: set, judged: Mapping, notes: list) -> tuple:
+    """The entry points through which an error reaches a parameter's gradient. A wrong
+    intermediate no wrong parameter follows from is a value the backward returns but does not
+    use (or uses only where it cancels): said in a note, not named where an error enters --
+    the gradients crosscheck vouches for are right."""
+    reaching = [e for e in entries if e in params or any(
+        k in params and judged[k][0] == "wrong" and e in follows.get(k, ()) for k in follows)]
+    for e in entries:
+        if e not in reaching:
+            notes.append(f"`{e}` as `grad` returns it disagrees with the references, but no "
+                         f"parameter's gradient is wrong through it: a value the backward "
+                         f"returns without using it?")
+    return tuple(reaching)
+
+
 def _validate(params, references, grad_out) -> tuple:
     """The references as a tuple of known names, most precise first; raises for bad input."""
     if isinstance(references, str):
@@ -273,9 +304,11 @@ def locate(loss, grad, params, *args, references=REFERENCES, forward=None, backw
     shapes = {n: s for n, s in tapped.shapes(params, args).items() if n in wanted}
     notes.extend(untapped(wanted, shapes, loss))
     estimates = {r: RUNNERS[r](tapped, params, args, shapes) for r in order_refs}
+    batch = batch_size(tuple(a for a in args if isinstance(a, np.ndarray)))
     found = judge_quantities(hands, param_keys, wanted, shapes, estimates,
-                             assigning_function(grad, hands, backward), notes, traced=lines)
-    return dataclasses.replace(found, batch=batch_size(tuple(a for a in args if isinstance(a, np.ndarray))))
+                             assigning_function(grad, hands, backward), notes, traced=lines,
+                             batch=batch)
+    return dataclasses.replace(found, batch=batch)
 
 
 def untapped(wanted: Mapping, shapes: Mapping, loss: Any = None, loops_only: bool = False) -> list:
@@ -310,7 +343,7 @@ def untapped(wanted: Mapping, shapes: Mapping, loss: Any = None, loops_only: boo
 
 def judge_quantities(hands, param_keys, wanted, shapes, estimates, backward, notes,
                      given: Optional[Mapping] = None, table: Mapping = DEFAULTS,
-                     traced: Optional[Mapping] = None) -> Localisation:
+                     traced: Optional[Mapping] = None, batch: Optional[int] = None) -> Localisation:
     """Verdicts, convention, order and entry points from the hand values and the references' estimates.
 
     ``given`` holds the parameters' ``(verdict, factor, differences)`` when they are judged
@@ -338,11 +371,21 @@ def judge_quantities(hands, param_keys, wanted, shapes, estimates, backward, not
     lines = {**static_lines(backward, checked), **{k: v for k, v in (traced or {}).items() if k in checked}}
     ran = {k: i for i, k in enumerate(traced or {})}
     order = _order(intermediates, [k for k in hands if k in param_keys], lines, ran)
-    judged = {k: given[k] if k in given
-              else _verdict(hands[k], refs[k], (c or 1.0) if k in intermediates else 1.0, table)
-              for k in order}
     inputs = {k: tuple(sorted(lines.get(k, (None, set()))[1] & checked - {k})) for k in order}
+
+    def judge(c):
+        return {k: given[k] if k in given
+                else _verdict(hands[k], refs[k], (c or 1.0) if k in intermediates else 1.0, table)
+                for k in order}
+    judged = judge(c)
+    if c is not None and not _confirmed(c, batch, judged, inputs, set(intermediates)):
+        notes.append(f"the intermediates share a factor {_shown(c)} × ∂J/∂Z, but no parameter's "
+                     f"gradient computed from them is right and {_shown(c)} is neither 1 nor the "
+                     f"batch size: no convention; they are judged as ∂J/∂Z"
+                     + (f" × m (m = {batch})" if batch else ""))
+        judged, c = judge(float(batch) if batch else None), None   # (no convention to report)
     entries, follows = _entries(order, {k: v[0] for k, v in judged.items()}, inputs)
+    entries = _affecting(entries, follows, set(param_keys), judged, notes)
     quantities = tuple(
         Quantity(key=k, of=k[1:] if k in intermediates else param_keys[k],
                  kind="intermediate" if k in intermediates else "parameter", shape=tuple(hands[k].shape),

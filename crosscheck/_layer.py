@@ -28,8 +28,10 @@ from ._inputs import array_subclass_error
 from ._prepare import settings
 from ._report import Report
 
-CHECK_OPTIONS = ("oracles", "tolerances", "case", "fd", "executor", "progress", "taylor",
-                 "batch", "rebind_modules")
+#: check()'s keyword options (``seed`` is the layer's own): read off its signature, so that an
+#: option added there reaches layers too.
+CHECK_OPTIONS = tuple(name for name, p in inspect.signature(check).parameters.items()
+                      if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed")
 FRAMEWORKS = ("numpy", "jax", "torch")
 
 
@@ -337,6 +339,11 @@ def layer_case(cls: type, name: str, forward: Any, backward: Callable, *,
         CheckError: as :func:`check_layer` says.
     """
     inputs = dict(inputs)
+    clash = [k for k in CHECK_OPTIONS if isinstance(inputs.get(k), np.ndarray)]
+    if clash:
+        raise CheckError(f"the layer input `{clash[0]}` has the name of check()'s option "
+                         f"`{clash[0]}`, so it would be read as that option: rename the "
+                         f"forward's argument.")
     options = {k: inputs.pop(k) for k in CHECK_OPTIONS if k in inputs}
     forwards = _forwards(forward)
     wrt = _validate_inputs(forwards["numpy"], backward, inputs, wrt)

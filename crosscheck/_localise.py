@@ -91,10 +91,11 @@ def _localise(prep: Prepared, refs: References, blocks: Mapping, asked: bool) ->
     hands = {**{prep.grad_keys[b]: prep.hand[b] for b in prep.blocks.names}, **prep.intermediates}
     param_keys = {prep.grad_keys[b]: b for b in prep.blocks.names}
     given = {prep.grad_keys[b]: _given(blocks[b]) for b in prep.blocks.names}
+    batch = prep.settings.batch or batch_size(prep.args)
     found = judge_quantities(hands, param_keys, wanted, taps, estimates,
                              assigning_function(prep.grad, hands, None), notes, given,
-                             prep.settings.table, traced=_lines(prep))
-    return dataclasses.replace(found, batch=prep.settings.batch or batch_size(prep.args)), ()
+                             prep.settings.table, traced=_lines(prep), batch=batch)
+    return dataclasses.replace(found, batch=batch), ()
 
 
 def _why_not(wanted: Mapping, shapes: Mapping, notes: list, asked: bool) -> tuple:

@@ -257,3 +257,25 @@ def test_load_finds_layer_cases_like_any_other(folder):
     targets = load("models/tanh_layer.py:cases")
     assert [(t.label, type(t.case)) for t in targets] == [("tanh_layer/good", Case),
                                                           ("tanh_layer/bad", Case)]
+
+
+def test_every_check_option_reaches_a_layer_locate_included():
+    from crosscheck._layer import CHECK_OPTIONS
+    import inspect as _inspect
+    wanted = {n for n, p in _inspect.signature(crosscheck.check).parameters.items()
+              if p.kind is _inspect.Parameter.KEYWORD_ONLY} - {"seed"}
+    assert set(CHECK_OPTIONS) == wanted
+    x, w = np.ones((2, 3)), np.full((3, 2), 0.5)
+    report = crosscheck.check_layer(lambda x, w: (x @ w, (x, w)),
+                                    lambda dout, cache: {"x": dout @ cache[1].T,
+                                                         "w": cache[0].T @ dout},
+                                    x=x, w=w, locate=False, oracles=("fd",))
+    assert report.ok
+
+
+def test_a_layer_input_named_like_an_option_is_refused_by_name():
+    x = np.ones((2, 3))
+    with pytest.raises(crosscheck.CheckError,
+                       match=r"^the layer input `tolerances` has the name of check\(\)'s option"):
+        crosscheck.check_layer(lambda x, tolerances: (x * tolerances, None),
+                               lambda dout, cache: {}, x=x, tolerances=np.ones(3))

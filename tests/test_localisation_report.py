@@ -283,3 +283,52 @@ def test_the_cli_reports_where_the_error_enters_in_seed_net():
     assert any(line.startswith("  the error enters at `dW2`, reference/seed_net.py:")
                and line.endswith("`dW2 = 1.0 / m * np.dot(dZ2, A1.T) * 2  # BUG: stray factor 2`")
                for line in lines), proc.stdout
+
+
+# -- a common factor that is a bug, and a wrong intermediate nothing uses
+
+
+def _seed_backward(dz3="A3 - Y", returned_da1="dA1"):
+    """The seeds' correct backward with its ``dZ3`` line, and the ``dA1`` it returns, swapped."""
+    def backward(X, Y, cache):
+        m = X.shape[1]
+        (Z1, A1, W1, b1, Z2, A2, W2, b2, Z3, A3, W3, b3) = cache
+        dZ3 = eval(dz3)   # noqa: S307 - test data: the planted line
+        dW3 = 1. / m * np.dot(dZ3, A2.T)
+        db3 = 1. / m * np.sum(dZ3, axis=1, keepdims=True)
+        dA2 = np.dot(W3.T, dZ3)
+        dZ2 = np.multiply(dA2, np.int64(A2 > 0))
+        dW2 = 1. / m * np.dot(dZ2, A1.T)
+        db2 = 1. / m * np.sum(dZ2, axis=1, keepdims=True)
+        dA1 = np.dot(W2.T, dZ2)
+        dZ1 = np.multiply(dA1, np.int64(A1 > 0))
+        dW1 = 1. / m * np.dot(dZ1, X.T)
+        db1 = 1. / m * np.sum(dZ1, axis=1, keepdims=True)
+        return {"dZ3": dZ3, "dW3": dW3, "db3": db3, "dA2": dA2, "dZ2": dZ2, "dW2": dW2,
+                "db2": db2, "dA1": eval(returned_da1), "dZ1": dZ1, "dW1": dW1, "db1": db1}  # noqa: S307
+    return backward
+
+
+def test_a_factor_every_intermediate_inherits_from_an_early_bug_is_no_convention():
+    """``dZ3 = 2 * (A3 - Y)``: every intermediate is 6 × ∂J/∂Z (2m), every parameter ×2.
+    The common factor is the bug, not a convention: one entry point, ``dZ3``."""
+    report = _check(_seed_backward(dz3="2 * (A3 - Y)"))
+    assert report.flagged == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert report.entry_points == ("dZ3",)
+    assert report.convention is None
+    assert {q.key: q.follows_from for q in report.intermediates if q.key != "dZ3"} == \
+        {k: ("dZ3",) for k in ORDER if k != "dZ3"}
+    assert report.localisation.notes == (
+        "the intermediates share a factor 6 × ∂J/∂Z, but no parameter's gradient computed from "
+        "them is right and 6 is neither 1 nor the batch size: no convention; they are judged "
+        "as ∂J/∂Z × m (m = 3)",)
+
+
+def test_a_wrong_intermediate_no_parameter_depends_on_is_a_note_not_an_entry_point():
+    report = _check(_seed_backward(returned_da1="dA1 * 3"))
+    assert report.outcome == "agrees" and report.entry_points == ()
+    assert str(report).splitlines()[0] == "all 6 block(s) agree"
+    assert [q.key for q in report.intermediates if q.verdict == "wrong"] == ["dA1"]
+    assert report.localisation.notes == (
+        "`dA1` as `grad` returns it disagrees with the references, but no parameter's gradient "
+        "is wrong through it: a value the backward returns without using it?",)
