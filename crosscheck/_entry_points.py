@@ -37,7 +37,7 @@ import numpy as np
 
 from ._backward_lines import SourceLine, static_lines, traced
 from ._errors import CheckError
-from ._inputs import GRAD_KEY_STYLES, batch_size
+from ._inputs import GRAD_KEY_STYLES, batch_size, prepare_args, prepare_params, unpack_grad
 from ._tap_gradients import RUNNERS, Tapped, copies
 from ._taps import assignments, function_tree, reached, reassigned
 from ._tolerances import DEFAULTS
@@ -258,16 +258,17 @@ def _affecting(entries: tuple, follows: Mapping, params: set, judged: Mapping, n
     return tuple(reaching)
 
 
-def _validate(params, references, grad_out) -> tuple:
-    """The references as a tuple of known names, most precise first; raises for bad input."""
+def _validate_references(references) -> tuple:
+    """The references as a tuple of known names, most precise first."""
     if isinstance(references, str):
         references = (references,)
-    unknown = [r for r in references if r not in RUNNERS]
-    if unknown or not references:
-        raise ValueError(f"`references` must be a non-empty subset of {REFERENCES}, not {tuple(references)!r}.")
-    if not isinstance(params, Mapping) or not isinstance(grad_out, Mapping):
-        raise TypeError("`locate` needs `params` as a dict of arrays and `grad` returning a dict "
-                        "(the seeds' `{\"dW1\": ..., \"dZ1\": ...}`).")
+    try:
+        references = tuple(references)
+    except TypeError:
+        references = None
+    if not references or any(not isinstance(r, str) or r not in RUNNERS for r in references):
+        raise CheckError(f"`references` must be a non-empty subset of {REFERENCES}, not "
+                         f"{references!r}; pass e.g. `references=(\"fd\", \"torch\")`.")
     return tuple(r for r in ("jax", "torch", "fd") if r in references)
 
 
@@ -291,11 +292,34 @@ def locate(loss, grad, params, *args, references=REFERENCES, forward=None, backw
         a :class:`Localisation`.
 
     Raises:
-        ValueError, TypeError: bad ``references``, ``params`` or ``grad`` output.
+        CheckError: bad ``params``, ``args`` or ``references`` (checked at the door, as
+            :func:`crosscheck.check` checks them), a ``grad`` output that is no dict, or user
+            code that raised (named, with what it raised).
     """
-    params = {n: np.asarray(v, np.float64) for n, v in params.items()} if isinstance(params, Mapping) else params
-    out, lines = traced(lambda: grad(copies(params), *copies(args)), backward)
-    order_refs = _validate(params, references, out)
+    order_refs = _validate_references(references)
+    params = prepare_params(params).as_dict()
+    args = prepare_args(args)
+    try:
+        out, lines = traced(lambda: unpack_grad(grad(copies(params), *copies(args))), backward)
+    except CheckError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's grad: named, never a raw traceback
+        raise CheckError(f"`grad` raised {type(exc).__name__}: {exc}; it must return the "
+                         f"gradient for the given params and args.") from exc
+    if not isinstance(out, Mapping):
+        raise CheckError(f"`grad` returned {type(out).__name__}; `locate` needs a dict of "
+                         f"the parameters' and the intermediates' gradients (the seeds' "
+                         f"`{{\"dW1\": ..., \"dZ1\": ...}}`).")
+    try:
+        return _located(loss, grad, params, args, out, lines, order_refs, forward, backward)
+    except CheckError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the loss under a reference: named
+        raise CheckError(f"could not locate: {type(exc).__name__}: {exc}") from exc
+
+
+def _located(loss, grad, params, args, out, lines, order_refs, forward, backward) -> Localisation:
+    """:func:`locate` after its door: the taps, the references, the judgement."""
     hands = {k: np.asarray(v, np.float64) for k, v in out.items()}
     param_keys = grad_param_keys(params, hands)
     wanted = {k[1:]: k for k in hands if k not in param_keys and k.startswith("d") and len(k) > 1}

@@ -232,3 +232,43 @@ def test_a_backward_reached_as_a_module_attribute_is_found():
     assert found["dW2"].source.text == "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"
     assert found["dW2"].source.line == _line_of(seed.backward_propagation_n_buggy,
                                                 "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2")
+
+
+# -- locate's door: every bad input a CheckError naming it, never a raw traceback
+
+
+def _ok_grad(p, X, Y):
+    return seed.backward_propagation_n(X, Y, seed.forward_propagation_n(X, Y, p)[1])
+
+
+@pytest.mark.parametrize("params, match", [
+    ([1, 2], r"^`params` must be a non-empty dict of named parameter blocks, got list"),
+    (None, r"^`params` must be a non-empty dict of named parameter blocks, got NoneType"),
+    ({"a": "abc"}, r"block `a`"),
+])
+def test_locate_refuses_bad_params_by_name(params, match):
+    with pytest.raises(crosscheck.CheckError, match=match):
+        locate(seed.loss, _ok_grad, params, seed.X, seed.Y)
+
+
+@pytest.mark.parametrize("references", [None, ("tf",), (), 3])
+def test_locate_refuses_bad_references_by_name(references):
+    with pytest.raises(crosscheck.CheckError,
+                       match=r"^`references` must be a non-empty subset of \('fd', 'jax', 'torch'\)"):
+        locate(seed.loss, _ok_grad, seed.parameters, seed.X, seed.Y, references=references)
+
+
+def test_locate_names_a_grad_that_raises_or_returns_no_dict():
+    def raising(p, X, Y):
+        return 1 / 0
+    with pytest.raises(crosscheck.CheckError, match=r"^`grad` raised ZeroDivisionError: division by zero"):
+        locate(seed.loss, raising, seed.parameters, seed.X, seed.Y, references=("fd",))
+    with pytest.raises(crosscheck.CheckError, match=r"^`grad` returned list; `locate` needs a dict"):
+        locate(seed.loss, lambda p, X, Y: [1], seed.parameters, seed.X, seed.Y, references=("fd",))
+
+
+def test_locate_reads_a_grad_returning_loss_and_gradients_as_check_does():
+    def both(p, X, Y):
+        return seed.loss(p, X, Y), _ok_grad(p, X, Y)
+    found = locate(seed.loss, both, seed.parameters, seed.X, seed.Y, references=("fd",))
+    assert found.entry_points == () and found.convention == 3.0
