@@ -68,17 +68,26 @@ def save(report, path) -> Path:
     (a temporary file beside it, then a rename), and return the path.
 
     Raises:
-        CheckError: the suffix is not one of :data:`SAVERS`.
-        OSError: the file cannot be written.
+        CheckError: ``path`` is not a path, its suffix is not one of :data:`SAVERS`, or the
+            file cannot be written (a folder there, a file where a folder belongs, no right).
     """
+    import os
+
     from ._errors import CheckError
     from ._run_file import write_atomically
-    target = Path(path)
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise CheckError(f"`report.save` needs a path (a str or pathlib.Path) such as "
+                         f"`\"report.html\"`, not {type(path).__name__}.")
+    target = Path(path).expanduser()
     suffix = target.suffix.lower()
     if suffix not in SAVERS:
         named = f"suffix `{target.suffix}`" if target.suffix else "no suffix"
         raise CheckError(f"cannot save a report as `{target}`: it has {named}; end the path "
                          f"with one of {', '.join(SAVERS)} (HTML, JSON, Markdown, text, "
                          f"JUnit XML).")
-    write_atomically(target, SAVERS[suffix](report))
+    try:
+        write_atomically(target, SAVERS[suffix](report))
+    except OSError as exc:
+        raise CheckError(f"cannot save the report to `{target}`: "
+                         f"{exc.strerror or exc}.") from exc
     return target

@@ -247,9 +247,9 @@ class Report:
             The path written, as a :class:`pathlib.Path`.
 
         Raises:
-            CheckError: the suffix is none of those (the message names it and the allowed
-                ones).
-            OSError: the file cannot be written.
+            CheckError: ``path`` is no path, its suffix is none of those (the message names
+                it and the allowed ones), or the file cannot be written (the message names
+                the path and why). ``~`` is expanded.
         """
         from ._presentation import save   # on first use, as in _present: see there why
         return save(self, path)

@@ -465,3 +465,18 @@ def test_heat_map_names_its_axes(reports):
     assert ax.get_title(loc="left").startswith("W2: ")
     assert figs[0].axes[1].get_ylabel() == "|hand − ref| / tolerance (above 1: beyond)"
     np.testing.assert_array_equal(ax.get_xticks(), np.arange(5))
+
+
+@pytest.mark.parametrize("path", [None, 3, b"r.json"])
+def test_save_refuses_what_is_no_path(unsure, path):
+    with pytest.raises(CheckError, match=r"^`report\.save` needs a path \(a str or pathlib\.Path\)"):
+        unsure.save(path)
+
+
+def test_save_expands_home_and_names_a_path_it_cannot_write(unsure, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert unsure.save("~/r.json") == tmp_path / "r.json"
+    assert (tmp_path / "r.json").is_file()
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(CheckError, match=r"^cannot save the report to `.*folder\.json`: "):
+        unsure.save(tmp_path / "folder.json")
