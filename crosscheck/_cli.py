@@ -268,7 +268,8 @@ def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None,
         kept += len(found)
         _check_all(found, check_target, state, lambda o: _show(o, ns, out, err))
     code = exit_code(state.results, getattr(ns, "allow_inconclusive", False))
-    if pattern is not None and not kept:
+    if pattern is not None and not kept and (labels or not state.results):
+        # (when no target loaded, their errors say why no case matched: nothing to add)
         from ._render_text import visible   # a pattern or label may hold terminal escapes
         print(f"crosscheck: {visible(_no_match(pattern, labels))}", file=err)
         code = EXIT_ERROR

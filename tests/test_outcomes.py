@@ -385,7 +385,8 @@ def test_k_matching_no_case_exits_2_naming_the_pattern(models, capsys):
             "logit/good); it keeps the cases whose label (`file/case`) contains it, ignoring "
             "case.") in err
     assert main(["run", "models/nope.py:x", "-k", "x", "--quiet"]) == 2
-    assert "crosscheck: -k `x` matched no case;" in capsys.readouterr().err
+    err = capsys.readouterr().err   # the target's own error says why nothing matched
+    assert "nope.py" in err and "-k `x`" not in err
 
 
 # --------------------------------------------------------------------------- said once
@@ -480,3 +481,9 @@ def test_save_expands_home_and_names_a_path_it_cannot_write(unsure, tmp_path, mo
     (tmp_path / "folder.json").mkdir()
     with pytest.raises(CheckError, match=r"^cannot save the report to `.*folder\.json`: "):
         unsure.save(tmp_path / "folder.json")
+
+
+def test_k_on_a_target_that_does_not_load_says_only_why_it_did_not(models, capsys):
+    assert main(["check", "models/missing.py:x", "--oracles", "fd", "-k", "zzz"]) == 2
+    err = capsys.readouterr().err
+    assert "-k `zzz`" not in err and "missing.py" in err
