@@ -49,6 +49,9 @@ def comparison_headline(cmp: RunComparison) -> str:
     parts += [f"{len(cmp.fixed)} fixed", f"{len(cmp.changed)} changed diagnosis(es)",
               f"{len(cmp.slower)} slower oracle(s)", f"{len(cmp.added)} added",
               f"{len(cmp.removed)} removed", f"{len(cmp.still_failing)} still failing"]
+    if cmp.still_inconclusive:   # not new, but never to be read as "all agree"
+        parts.append(f"{len(cmp.still_inconclusive)} still inconclusive "
+                     f"({', '.join(cmp.still_inconclusive)})")
     if cmp.not_run:
         parts.append(f"{len(cmp.not_run)} not run (the new run stopped early: "
                      f"{', '.join(r['case'] for r in cmp.not_run)})")

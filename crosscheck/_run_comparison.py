@@ -41,6 +41,7 @@ class RunComparison:
     inconclusive: list = field(default_factory=list)   # {"case", "now", "before"}
     fixed: list = field(default_factory=list)          # {"case", "before"}
     still_failing: list = field(default_factory=list)  # case names
+    still_inconclusive: list = field(default_factory=list)  # case names
     changed: list = field(default_factory=list)        # {"case", "block", "before", "now"}
     added: list = field(default_factory=list)          # {"case", "now"}
     removed: list = field(default_factory=list)        # {"case", "before"}
@@ -128,6 +129,8 @@ def compare_runs(old: list, new: list, *, slower_ratio: float = SLOWER_RATIO,
         elif now == "inconclusive" and _status(was) != "inconclusive":
             out.inconclusive.append({"case": case, "now": _describe(r),
                                      "before": _describe(was)})
+        elif now == "inconclusive":
+            out.still_inconclusive.append(case)
         elif now == "ok" and _status(was) in ("flagged", "error", "inconclusive"):
             out.fixed.append({"case": case, "before": _describe(was)})
         if was is None or now == "error" or _status(was) == "error":

@@ -314,6 +314,15 @@ def test_compare_exit_3_for_a_newly_inconclusive_case(tmp_path, monkeypatch, cap
     assert "FIXED        a: agrees now (before: inconclusive W)" in capsys.readouterr().out
 
 
+def test_compare_says_a_case_still_inconclusive_and_exits_0(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    doc = [_doc("a", "inconclusive", inconclusive=["W"])]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    (tmp_path / "new.json").write_text(json.dumps(doc))
+    assert main(["compare", "old.json", "new.json"]) == 0     # nothing new: not the job's to fail
+    assert capsys.readouterr().out.splitlines()[0].endswith("1 still inconclusive (a)")
+
+
 @pytest.mark.parametrize("change, match", [
     ({"outcome": "agrees", "flagged": ["W"], "ok": False},
      r"says `outcome: agrees` where its blocks say 'flagged'"),
