@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from ._errors import CheckError
+
 
 @dataclass(frozen=True)
 class Case:
@@ -37,6 +39,9 @@ class Case:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise CheckError(f"a Case's `name` must be a non-empty string (reports, -k and "
+                             f"run files name it), got {self.name!r}.")
         if not isinstance(self.args, tuple):
             object.__setattr__(self, "args", tuple(self.args))
 

@@ -270,7 +270,10 @@ def _upstream(forward: Callable, inputs: dict, dout: Any, seed: Any) -> np.ndarr
         raise CheckError(f"`forward` raised {type(exc).__name__} on the given inputs: {exc}; "
                          f"check_layer needs a forward that runs on them (pass every input "
                          f"by name, arrays as numpy arrays).") from exc
-    out = out[0] if isinstance(out, tuple) else out
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise CheckError("`forward` must return `(out, cache)` for check_layer, so that "
+                         "`backward(dout, cache)` can run.")
+    out = out[0]
     try:
         kind = np.asarray(out).dtype.kind
     except Exception:  # noqa: BLE001 - ragged or odd: not an array
@@ -364,9 +367,9 @@ def check_layer(forward: Callable | Mapping[str, Callable], backward: Callable, 
     """Check a layer's hand-written ``backward`` against its ``forward``.
 
     Args:
-        forward: ``forward(**inputs) -> (out, cache)`` (or just ``out``), plain numpy or array
-            API; or a dict of per-framework forwards ``{"numpy": f, "jax": g, "torch": h}``
-            (``numpy`` is required: centered differences and the cache ``backward`` receives
+        forward: ``forward(**inputs) -> (out, cache)`` (per-framework ones may return just
+            ``out``), plain numpy or array API; or a dict of per-framework forwards
+            ``{"numpy": f, "jax": g, "torch": h}`` (``numpy`` is required: centered differences and the cache ``backward`` receives
             come from it; a framework left out runs the numpy one rebound), as ``check()``
             takes per-framework losses. A framework's own forward receives that framework's
             arrays, pass-through inputs included.

@@ -20,6 +20,7 @@ final; the report gains a note ``could not locate: …`` and no localisation.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Mapping
 
 from . import oracles as registry
@@ -31,7 +32,7 @@ from ._prepare import Prepared
 from ._references import References
 from ._report import Block
 from ._tap_gradients import RUNNERS, Tapped
-from ._taps import TAP, reached
+from ._taps import TAP, code_names, reached
 from ._tolerances import BUDGETS
 from ._user_calls import private_copy
 from .oracles._base import library_scope
@@ -64,12 +65,7 @@ def localise(prep: Prepared, refs: References, blocks: Mapping[str, Block]) -> t
 
 def _calls_tap(loss) -> bool:
     """Whether any of the user's functions the loss reaches names ``tap`` (read, not run)."""
-    for fn in reached(loss):
-        names = set(fn.__code__.co_names) | {c for k in fn.__code__.co_consts
-                                             if hasattr(k, "co_names") for c in k.co_names}
-        if "tap" in names or TAP in names:
-            return True
-    return False
+    return any({"tap", TAP} & code_names(fn.__code__) for fn in reached(loss))
 
 
 def _localise(prep: Prepared, refs: References, blocks: Mapping, asked: bool) -> tuple:
@@ -148,7 +144,7 @@ def _tap_gradients(prep: Prepared, refs: References, tapped: Tapped, params, tap
     if not chosen:
         raise CheckError("no reference that can differentiate the taps decided "
                          "(jax or torch on the numpy loss as written, or centered differences).")
-    size = sum(int(_size(s)) for s in taps.values())
+    size = sum(math.prod(s) for s in taps.values())
     if chosen == ["fd"] and size > BUDGETS["tap_fd_max"]:
         raise CheckError(f"the intermediates hold {size:,} elements, too many for centered "
                          f"differences alone (four loss calls each; at most "
@@ -165,11 +161,3 @@ def _tap_gradients(prep: Prepared, refs: References, tapped: Tapped, params, tap
     if not estimates:
         raise CheckError("no reference could differentiate the taps: " + "; ".join(notes[-len(chosen):]))
     return estimates
-
-
-def _size(shape) -> int:
-    out = 1
-    for d in shape:
-        out *= int(d)
-    return out
-

@@ -293,7 +293,7 @@ def reached(fn: Any, depth: int = 3) -> list:
 
 def _module_functions(fn: types.FunctionType) -> list:
     """Functions ``fn`` reaches as ``module.name`` (``seed.backward(...)``): read, never rebuilt."""
-    names = _names(fn.__code__)
+    names = code_names(fn.__code__)
     out: list = []
     for name in names:
         module = fn.__globals__.get(name)
@@ -305,18 +305,18 @@ def _module_functions(fn: types.FunctionType) -> list:
     return out
 
 
-def _names(code: types.CodeType) -> set:
+def code_names(code: types.CodeType) -> set:
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _names(const)
+            names |= code_names(const)
     return names
 
 
 def _callees(fn: types.FunctionType) -> dict:
     """``{("global" | "cell", name or index): function}`` for the user functions ``fn`` refers to."""
     out = {}
-    for name in _names(fn.__code__):
+    for name in code_names(fn.__code__):
         value = fn.__globals__.get(name)
         if isinstance(value, types.FunctionType):
             out[("global", name)] = value

@@ -279,3 +279,14 @@ def test_a_layer_input_named_like_an_option_is_refused_by_name():
                        match=r"^the layer input `tolerances` has the name of check\(\)'s option"):
         crosscheck.check_layer(lambda x, tolerances: (x * tolerances, None),
                                lambda dout, cache: {}, x=x, tolerances=np.ones(3))
+
+
+def test_case_layer_refuses_a_forward_without_a_cache_and_a_name_that_is_no_string():
+    x, w = np.ones((2, 3)), np.ones((3, 2))
+    with pytest.raises(crosscheck.CheckError,
+                       match=r"^`forward` must return `\(out, cache\)` for check_layer"):
+        crosscheck.Case.layer("a", lambda x, w: 1.0, lambda d, c: {}, x=x, w=w)
+    with pytest.raises(crosscheck.CheckError, match=r"^a Case's `name` must be a non-empty string"):
+        crosscheck.Case.layer(3, lambda x, w: (x @ w, None), lambda d, c: {}, x=x, w=w)
+    with pytest.raises(crosscheck.CheckError, match=r"^a Case's `name` must be a non-empty string"):
+        crosscheck.Case("", lambda p: 0.0, lambda p: {}, {"w": np.ones(2)})
