@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import crosscheck
@@ -19,6 +18,8 @@ from crosscheck._render_html import render_report_html
 from crosscheck._render_junit import render_junit
 from crosscheck._render_markdown import render_report_markdown
 from reference import seed_numpy as seed
+from seed_planted import (backward_da1_bug, backward_dz3_bug,
+                          backward_dz3_doubled, backward_returns_a_wrong_unused_da1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_FILE = inspect.getsourcefile(seed)
@@ -37,53 +38,6 @@ def _check(backward, oracles=FAST, **options):
     pytest.importorskip("torch")
     grad = lambda p, X, Y: backward(X, Y, seed.forward_propagation_n(X, Y, p)[1])  # noqa: E731
     return crosscheck.check(seed.loss, grad, seed.parameters, seed.X, seed.Y, oracles=oracles, **options)
-
-
-# -- backwards with planted bugs, the seed's with one line changed each
-def backward_dz3_bug(X, Y, cache):
-    m = X.shape[1]
-    (Z1, A1, W1, b1, Z2, A2, W2, b2, Z3, A3, W3, b3) = cache
-
-    dZ3 = (A3 - Y) * A3 * (1 - A3)
-    dW3 = 1. / m * np.dot(dZ3, A2.T)
-    db3 = 1. / m * np.sum(dZ3, axis=1, keepdims=True)
-
-    dA2 = np.dot(W3.T, dZ3)
-    dZ2 = np.multiply(dA2, np.int64(A2 > 0))
-    dW2 = 1. / m * np.dot(dZ2, A1.T)
-    db2 = 1. / m * np.sum(dZ2, axis=1, keepdims=True)
-
-    dA1 = np.dot(W2.T, dZ2)
-    dZ1 = np.multiply(dA1, np.int64(A1 > 0))
-    dW1 = 1. / m * np.dot(dZ1, X.T)
-    db1 = 1. / m * np.sum(dZ1, axis=1, keepdims=True)
-
-    return {"dZ3": dZ3, "dW3": dW3, "db3": db3,
-            "dA2": dA2, "dZ2": dZ2, "dW2": dW2, "db2": db2,
-            "dA1": dA1, "dZ1": dZ1, "dW1": dW1, "db1": db1}
-
-
-def backward_da1_bug(X, Y, cache):
-    m = X.shape[1]
-    (Z1, A1, W1, b1, Z2, A2, W2, b2, Z3, A3, W3, b3) = cache
-
-    dZ3 = A3 - Y
-    dW3 = 1. / m * np.dot(dZ3, A2.T)
-    db3 = 1. / m * np.sum(dZ3, axis=1, keepdims=True)
-
-    dA2 = np.dot(W3.T, dZ3)
-    dZ2 = np.multiply(dA2, np.int64(A2 > 0))
-    dW2 = 1. / m * np.dot(dZ2, A1.T)
-    db2 = 1. / m * np.sum(dZ2, axis=1, keepdims=True)
-
-    dA1 = np.dot(W2.T, dZ2) * 2
-    dZ1 = np.multiply(dA1, np.int64(A1 > 0))
-    dW1 = 1. / m * np.dot(dZ1, X.T)
-    db1 = 1. / m * np.sum(dZ1, axis=1, keepdims=True)
-
-    return {"dZ3": dZ3, "dW3": dW3, "db3": db3,
-            "dA2": dA2, "dZ2": dZ2, "dW2": dW2, "db2": db2,
-            "dA1": dA1, "dZ1": dZ1, "dW1": dW1, "db1": db1}
 
 
 DW2 = "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"
@@ -288,31 +242,10 @@ def test_the_cli_reports_where_the_error_enters_in_seed_net():
 # -- a common factor that is a bug, and a wrong intermediate nothing uses
 
 
-def _seed_backward(dz3="A3 - Y", returned_da1="dA1"):
-    """The seeds' correct backward with its ``dZ3`` line, and the ``dA1`` it returns, swapped."""
-    def backward(X, Y, cache):
-        m = X.shape[1]
-        (Z1, A1, W1, b1, Z2, A2, W2, b2, Z3, A3, W3, b3) = cache
-        dZ3 = eval(dz3)   # noqa: S307 - test data: the planted line
-        dW3 = 1. / m * np.dot(dZ3, A2.T)
-        db3 = 1. / m * np.sum(dZ3, axis=1, keepdims=True)
-        dA2 = np.dot(W3.T, dZ3)
-        dZ2 = np.multiply(dA2, np.int64(A2 > 0))
-        dW2 = 1. / m * np.dot(dZ2, A1.T)
-        db2 = 1. / m * np.sum(dZ2, axis=1, keepdims=True)
-        dA1 = np.dot(W2.T, dZ2)
-        dZ1 = np.multiply(dA1, np.int64(A1 > 0))
-        dW1 = 1. / m * np.dot(dZ1, X.T)
-        db1 = 1. / m * np.sum(dZ1, axis=1, keepdims=True)
-        return {"dZ3": dZ3, "dW3": dW3, "db3": db3, "dA2": dA2, "dZ2": dZ2, "dW2": dW2,
-                "db2": db2, "dA1": eval(returned_da1), "dZ1": dZ1, "dW1": dW1, "db1": db1}  # noqa: S307
-    return backward
-
-
 def test_a_factor_every_intermediate_inherits_from_an_early_bug_is_no_convention():
     """``dZ3 = 2 * (A3 - Y)``: every intermediate is 6 × ∂J/∂Z (2m), every parameter ×2.
     The common factor is the bug, not a convention: one entry point, ``dZ3``."""
-    report = _check(_seed_backward(dz3="2 * (A3 - Y)"))
+    report = _check(backward_dz3_doubled)
     assert report.flagged == ["W1", "b1", "W2", "b2", "W3", "b3"]
     assert report.entry_points == ("dZ3",)
     assert report.convention is None
@@ -325,7 +258,7 @@ def test_a_factor_every_intermediate_inherits_from_an_early_bug_is_no_convention
 
 
 def test_a_wrong_intermediate_no_parameter_depends_on_is_a_note_not_an_entry_point():
-    report = _check(_seed_backward(returned_da1="dA1 * 3"))
+    report = _check(backward_returns_a_wrong_unused_da1)
     assert report.outcome == "agrees" and report.entry_points == ()
     assert str(report).splitlines()[0] == "all 6 block(s) agree"
     assert [q.key for q in report.intermediates if q.verdict == "wrong"] == ["dA1"]

@@ -1,6 +1,6 @@
 """Localisation on seed 002's L-layer network, whose forward and backward are loops (issue 14).
 
-``reference/seed_l_layer.py`` holds the seed's code verbatim. Its forward reassigns ``Z``
+``reference/deep_numpy.py`` holds the seed's code verbatim (one of the reference models). Its forward reassigns ``Z``
 and ``A`` once per layer and its backward one local ``dZ``, storing only
 ``grads['dW' + str(l)]`` and ``grads['db' + str(l)]``. What follows, each pinned here:
 
@@ -28,7 +28,7 @@ import pytest
 
 from crosscheck import locate, tap
 from crosscheck._backward_lines import SourceLine
-from reference import seed_l_layer as seed
+from reference import deep_numpy as seed
 
 REFERENCES = ("fd",)
 relu, sigmoid = seed.relu, seed.sigmoid   # the seed's helpers, as its forward finds them
@@ -162,13 +162,15 @@ def test_the_vendored_code_is_the_seeds_verbatim():
             text = "\n".join(line.rstrip() for line in f.read().splitlines())
     except OSError:
         pytest.skip(f"seed 002 not available at {path}")
+    def source(fn):   # (trailing spaces aside, as in the document's text above)
+        return "\n".join(line.rstrip() for line in inspect.getsource(fn).splitlines())
     for fn in (seed.sigmoid, seed.relu, seed.forward_propagate, seed.compute_cost,
                seed.backward_propagate, seed.gradient_check_n_test_case):
-        assert inspect.getsource(fn).rstrip("\n") in text, fn.__name__
-    buggy = inspect.getsource(seed.backward_propagate_buggy).replace(
+        assert source(fn) in text, fn.__name__
+    buggy = source(seed.backward_propagate_buggy).replace(
         "def backward_propagate_buggy(", "def backward_propagate(")
-    assert buggy.rstrip("\n") in text
-    assert buggy != inspect.getsource(seed.backward_propagate)
+    assert buggy in text
+    assert buggy != source(seed.backward_propagate)
 
 
 #: Backward order, as the traced run computes it: each layer's dZ, then its dW and db.
@@ -178,9 +180,9 @@ DW_LOOP = "grads['dW' + str(l)] = dZ @ caches['A' + str(l - 1)].T / dZ.shape[1]"
 DB_LOOP = "grads['db' + str(l)] = np.mean(dZ, axis=1, keepdims=True)"
 
 
-#: Lines 37 and 41 of reference/seed_l_layer.py: ``Z = …`` inside the loop over layers, then after it.
+#: Lines 47 and 51 of reference/deep_numpy.py: ``Z = …`` inside the loop over layers, then after it.
 NO_TAP = ("not checked, their intermediate has no tap: `dZ3`, `dZ2`, `dZ1`; the forward assigns no "
-          "`Z3`, `Z2`, `Z1` but `forward_propagate` reassigns `Z` (lines 37, 41), as a loop does: tap "
+          "`Z3`, `Z2`, `Z1` but `forward_propagate` reassigns `Z` (lines 47, 51), as a loop does: tap "
           "each value under a name of its own after it is computed, e.g. `crosscheck.tap(f\"Z{l}\", Z)`.")
 
 
@@ -190,7 +192,7 @@ def test_without_taps_the_note_names_the_reassigned_forward_name_and_its_lines()
     found = _locate(seed.loss, backward_with_dz)
     assert (_line_of(seed.forward_propagate, "Z = parameters['W' + str(l)] @ A + parameters['b' + str(l)]"),
             _line_of(seed.forward_propagate, "Z = parameters['W' + str(L)] @ A + parameters['b' + str(L)]")) \
-        == (37, 41)
+        == (47, 51)
     assert found.notes == (NO_TAP,)
     assert found.convention is None and found.entry_points == ()
     assert tuple(q.key for q in found.quantities) == ("dW3", "db3", "dW2", "db2", "dW1", "db1")
@@ -241,7 +243,7 @@ def test_with_taps_the_seeds_bug_is_in_dw2_and_dw1_each_on_its_pass_of_the_loop(
 @pytest.mark.filterwarnings("ignore:In the future `np.str`:FutureWarning")
 def test_the_seeds_own_buggy_backward_points_at_its_dw_line_in_the_vendored_file():
     """The verbatim seed, no intermediates returned: the parameters' lines still come from the run."""
-    found = locate(seed.loss, seed.grad_buggy, seed.parameters, seed.X, seed.Y, references=REFERENCES)
+    found = locate(seed.loss, seed._grad(seed.backward_propagate_buggy), seed.parameters, seed.X, seed.Y, references=REFERENCES)
     assert found.entry_points == ("dW2", "dW1")
     text = "grads['dW' + str(l)] = dZ @ caches['A' + str(l - 1)].T"
     assert found["dW1"].source == SourceLine(inspect.getsourcefile(seed),
