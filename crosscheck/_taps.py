@@ -67,9 +67,10 @@ class Session:
 def tap(name: str, value: Any) -> Any:
     """``value``, marked as the intermediate ``name`` of the forward for localisation.
 
-    In a plain run this returns ``value`` itself. Under :func:`crosscheck.locate` it returns
-    ``value + δ`` with a zero ``δ`` (a numpy, jax or torch array, whichever the run
-    differentiates) so that every reference can compute ∂J/∂value.
+    In a plain run this returns ``value`` itself (one context-variable lookup). While
+    :func:`crosscheck.check` or :func:`crosscheck.locate` localises, it returns ``value + δ``
+    with a zero ``δ`` (a numpy, jax or torch array, whichever the run differentiates) so
+    that the references can compute ∂J/∂value.
 
     Args:
         name: the intermediate's name; the hand-written gradient's key is ``"d" + name``.
