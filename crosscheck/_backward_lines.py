@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 from ._taps import assignments, function_tree
+from ._tolerances import BUDGETS
 from ._user_code import is_user_frame
 
 #: Objects never taken for a quantity: shared by the interpreter (small ints, interned
@@ -171,6 +172,7 @@ class Trace:
         self.only = only
         self.frames: list = []
         self.tick = 0
+        self.events = 0     # line events seen: past BUDGETS["trace_lines"] the trace stops
         self._wanted: dict = {}
         self._statements: dict = {}
 
@@ -188,7 +190,7 @@ class Trace:
         wanted = self._wanted.get(code)
         if wanted is None:
             wanted = self._wanted[code] = (code is self.only) if self.only is not None else is_user_frame(frame)
-        if event != "call" or not wanted:
+        if event != "call" or not wanted or self.events > BUDGETS["trace_lines"]:
             return None
         record = _Frame(code)
         self.frames.append(record)
@@ -196,9 +198,15 @@ class Trace:
 
         def local(frame, event, arg):
             if event == "line":
+                # (a backward of long Python loops -- a naive convolution -- would cost
+                # seconds per million lines: past the budget its lines are read from the
+                # source instead, as for a backward that cannot be traced)
+                self.events += 1
+                if self.events > BUDGETS["trace_lines"]:
+                    return None
                 self._scan(record, frame.f_locals.values())
                 record.pending = self._reading(frame)
-            elif event == "return":
+            elif event == "return" and self.events <= BUDGETS["trace_lines"]:
                 self._scan(record, [*frame.f_locals.values(), arg])
             return local
         return local

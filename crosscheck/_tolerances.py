@@ -70,6 +70,7 @@ BUDGETS = {
     "executor_min": 256,       # fewer elements than this run in-process even with an executor
     "mirror_pairs": 4,         # ties: mirrored moves that tell one tied sample from several
     "mirror_elements": 16,     # ties: elements per block given those moves (one wrong flags it)
+    "trace_lines": 200_000,    # localisation: line events of the backward traced, at most
 }
 
 

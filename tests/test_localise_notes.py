@@ -46,3 +46,24 @@ def test_an_inputs_gradient_alone_is_not_an_intermediate_and_says_nothing():
 def test_locate_false_says_nothing():
     report = crosscheck.check(loss, grad, PARAMS, X, Y, oracles=("fd", "torch"), locate=False)
     assert report.notes == []
+
+
+def test_the_line_trace_stops_at_its_budget(monkeypatch):
+    """A backward of long Python loops is traced only up to ``trace_lines`` line events; what
+    it computes after that is read from the source (here: nothing traced for ``late``)."""
+    from crosscheck._backward_lines import traced
+    from crosscheck._tolerances import BUDGETS
+    monkeypatch.setitem(BUDGETS, "trace_lines", 50)
+
+    def backward():
+        early = np.ones(2)
+        total = 0.0
+        for i in range(200):
+            total += i
+        late = np.full(2, total)
+        return {"dearly": early, "dlate": late}
+
+    out, lines = traced(backward)
+    assert set(out) == {"dearly", "dlate"}
+    assert set(lines) == {"dearly"}
+    assert lines["dearly"][0].text == "early = np.ones(2)"
