@@ -19,25 +19,18 @@ import argparse
 import contextlib
 import json
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
 
-from ._cli_args import (EXIT_ERROR, EXIT_FLAGGED, EXIT_INCONCLUSIVE,  # noqa: F401 (the codes,
-                        EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED,   # named where they end
-                        GRAVITY, parser)                              # a run)
+from ._cli_args import EXIT_ERROR, EXIT_FLAGGED, EXIT_INCONCLUSIVE, EXIT_OK, exit_code, parser
+from ._cli_outputs import (check_json, finish, interrupted, interrupted_code, journal,
+                           sigterm_as_interrupt, stdout_outputs, write, write_outputs)
 from ._errors import CheckError
-from ._run_file import Outcome, summary
+from ._run_file import Outcome
 from ._suite import Suite
 
 CONNECT_TIMEOUT = 10   # seconds to reach a Dask scheduler given with --dask
-
-
-def _stdout_outputs(ns) -> list:
-    """The output options given as `-`: written to standard output instead of a file."""
-    return [f"--{key}" for key in ("json", "junit", "markdown", "html")
-            if getattr(ns, key, None) == "-"]
 
 
 def _options(ns, case_options: dict, defaults: dict | None = None) -> dict:
@@ -162,25 +155,6 @@ def _isolated(ns, base, defaults) -> tuple:
             (lambda listed: _isolate.check_case(listed, cli, base, defaults, dask)))
 
 
-def exit_code(outcomes, allow_inconclusive: bool = False) -> int:
-    """The exit status of finished cases: 2 when one could not be checked, else 1 when a
-    block is flagged, else 3 when a case is inconclusive (0 with ``allow_inconclusive``),
-    else 0 -- never 0 for a case no reference could vouch for, unless asked."""
-    found = {o.outcome for o in outcomes}
-    if "could not check" in found:
-        return EXIT_ERROR
-    if "flagged" in found:
-        return EXIT_FLAGGED
-    if "inconclusive" in found and not allow_inconclusive:
-        return EXIT_INCONCLUSIVE
-    return EXIT_OK
-
-
-def gravest(*codes: int) -> int:
-    """The gravest of exit codes by :data:`GRAVITY` (an unknown code counts as gravest)."""
-    return max(codes, key=lambda c: GRAVITY.index(c) if c in GRAVITY else len(GRAVITY))
-
-
 def selected(found: list, pattern) -> list:
     """The cases ``-k PATTERN`` keeps: those whose label contains it, ignoring case."""
     if pattern is None:
@@ -276,116 +250,10 @@ def run_targets(targets, ns, out=None, err=None, *, base=None, defaults=None,
     return code, state.results
 
 
-def _journal(ns, command: str, suite=None):
-    """The ``save`` of a :class:`RunState` for ``--json FILE``: rewrite the file atomically as
-    a partial run file (``partial.state`` ``running``) -- so a run killed outright leaves its
-    finished cases, and never yesterday's file, on disk. ``None`` without a file."""
-    path = getattr(ns, "json", None)
-    if not path or path == "-":
-        return None
-    from ._run_file import partial_document, write_atomically
-    broken: list = []
-
-    def save(state: RunState) -> None:
-        if broken:
-            return
-        doc = partial_document(state.results, command, suite, current=state.current,
-                               not_run=state.not_run, not_loaded=state.not_loaded)
-        try:
-            write_atomically(path, json.dumps(doc, indent=2))
-        except OSError as exc:
-            broken.append(exc)
-            print(f"crosscheck: cannot write `{path}` as the run goes "
-                  f"({exc.strerror or exc}); trying again at the end.", file=sys.stderr)
-    return save
-
-
-def _interrupted(ns, state: RunState, title: str, command: str, suite=None,
-                 exc: BaseException = KeyboardInterrupt()) -> int:
-    """After Ctrl-C (or SIGTERM): every output asked for, with the finished cases; one line;
-    exit 130 (143)."""
-    from ._run_file import metadata, partial_document
-    results, counted = state.results, state.counted()
-    meta = metadata(command) if (ns.markdown or ns.html) else None
-
-    def doc() -> str:
-        return json.dumps(partial_document(
-            results, command, suite, state="interrupted", current=state.current,
-            not_run=state.not_run, not_loaded=state.not_loaded), indent=2)
-    code, word = interrupted_code(exc)
-    written = _write_outputs(ns, results, f"{title} ({word} after {counted} case(s))",
-                             meta, doc)
-    _finish(EXIT_OK, results, written, sys.stderr if _stdout_outputs(ns) else None)
-    saved = [("standard output" if p == "-" else p)
-             for p in (ns.json, ns.junit, ns.markdown, ns.html) if p]
-    line = f"crosscheck: {word} after {counted} case(s)"
-    if saved and written == EXIT_OK:
-        line += f"; finished results saved to {', '.join(saved)}"
-    print(line, file=sys.stderr)
-    return code
-
-
-def _check_json(results) -> str:
-    """``check --json``: a report dict for one case, a list for several."""
-    from ._run_file import error_entry
-    items = []
-    for outcome in results:
-        if outcome.report is not None:
-            items.append(outcome.report.to_dict())
-        else:
-            items.append({"schema": "crosscheck.report/1",
-                          **error_entry(outcome.label, outcome.error)})
-    return json.dumps(items[0] if len(items) == 1 else items, indent=2)
-
-
-def _write(path: str, text: str) -> None:
-    if path == "-":   # `--json -`: standard output (the tables went to standard error)
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-
-
-def _write_outputs(ns, results, title: str, meta, json_text) -> int:
-    """Write every output the command line asked for; 2 when one cannot be written.
-
-    Files are replaced atomically: the run file written as the run went stays whole."""
-    from ._run_file import write_atomically
-    jobs = []
-    if ns.json:
-        jobs.append((ns.json, json_text))
-    if ns.junit:
-        from ._render_junit import render_junit
-        jobs.append((ns.junit, lambda: render_junit(results)))
-    if ns.markdown:
-        from ._render_markdown import render_markdown
-        jobs.append((ns.markdown, lambda: render_markdown(results, title=title, metadata=meta)))
-    if ns.html:
-        from ._render_html import render_page
-        jobs.append((ns.html, lambda: render_page(results, title=title, metadata=meta)))
-    for path, render in jobs:
-        try:
-            (_write if path == "-" else write_atomically)(path, render())
-        except OSError as exc:
-            print(f"crosscheck: cannot write `{path}`: {exc.strerror or exc}.", file=sys.stderr)
-            return EXIT_ERROR
-    return EXIT_OK
-
-
-def _finish(code: int, results, write_code: int, stream=None) -> int:
-    """Print the one-line summary; the exit code, the gravest of the run's and the writing's
-    (an unwritable output, 2, outranks an inconclusive case, 3)."""
-    from ._render_text import visible   # case labels may hold terminal escapes
-    print(f"crosscheck: {visible(summary(results))}", file=stream or sys.stdout)
-    return gravest(code, write_code)
-
-
 def _cmd_check(ns, command: str) -> int:
     from ._run_file import metadata
-    human = sys.stderr if _stdout_outputs(ns) else None   # `--json -`: stdout is the JSON's
-    state = RunState(ns.targets, _journal(ns, command))
+    human = sys.stderr if stdout_outputs(ns) else None   # `--json -`: stdout is the JSON's
+    state = RunState(ns.targets, journal(ns, command))
     try:
         with dask_executor(ns.dask) as executor:
             code, results = run_targets(ns.targets, ns, out=human, state=state,
@@ -394,10 +262,10 @@ def _cmd_check(ns, command: str) -> int:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as exc:
-        return _interrupted(ns, state, "crosscheck check", command, exc=exc)
+        return interrupted(ns, state, "crosscheck check", command, exc=exc)
     meta = metadata(command) if (ns.markdown or ns.html) else None
-    written = _write_outputs(ns, results, "crosscheck check", meta, lambda: _check_json(results))
-    return _finish(code, results, written, human)
+    written = write_outputs(ns, results, "crosscheck check", meta, lambda: check_json(results))
+    return finish(code, results, written, human)
 
 
 def resolve_suite(config, targets) -> Suite:
@@ -432,7 +300,7 @@ def _cmd_run(ns, command: str) -> int:
     except CheckError as exc:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    human = sys.stderr if _stdout_outputs(ns) else None   # `--json -`: stdout is the JSON's
+    human = sys.stderr if stdout_outputs(ns) else None   # `--json -`: stdout is the JSON's
     defaults = {}
     if suite.oracles:
         defaults["oracles"] = suite.oracles
@@ -443,7 +311,7 @@ def _cmd_run(ns, command: str) -> int:
     if suite.fd is not None:
         defaults["fd"] = suite.fd
     targets = ns.targets or suite.cases
-    state = RunState(targets, _journal(ns, command, suite))
+    state = RunState(targets, journal(ns, command, suite))
     try:
         with dask_executor(ns.dask) as executor:
             if executor:
@@ -458,11 +326,11 @@ def _cmd_run(ns, command: str) -> int:
         print(f"crosscheck: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as exc:
-        return _interrupted(ns, state, "crosscheck run", command, suite, exc=exc)
+        return interrupted(ns, state, "crosscheck run", command, suite, exc=exc)
     doc = run_document(results, command, suite)
-    written = _write_outputs(ns, results, "crosscheck run", doc["metadata"],
+    written = write_outputs(ns, results, "crosscheck run", doc["metadata"],
                              lambda: json.dumps(doc, indent=2))
-    return _finish(code, results, written, human)
+    return finish(code, results, written, human)
 
 
 def _cmd_compare(ns) -> int:
@@ -488,7 +356,7 @@ def _cmd_compare(ns) -> int:
     if ns.markdown:
         from ._render_markdown import render_comparison_markdown
         try:
-            _write(ns.markdown, render_comparison_markdown(result, ns.old, ns.new))
+            write(ns.markdown, render_comparison_markdown(result, ns.old, ns.new))
         except OSError as exc:
             print(f"crosscheck: cannot write `{ns.markdown}`: {exc.strerror or exc}.",
                   file=sys.stderr)
@@ -500,44 +368,9 @@ def _cmd_compare(ns) -> int:
     return EXIT_INCONCLUSIVE if result.unvouched and not ns.allow_inconclusive else EXIT_OK
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM -- what a CI job's timeout or ``kill`` sends -- taken like Ctrl-C: the finished
-    cases are saved to every output asked for, then exit 143 (128 + SIGTERM)."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """While a command runs, SIGTERM raises :class:`Terminated` (where Python can handle it:
-    the main thread, and a handler nobody else installed)."""
-    try:
-        previous = signal.getsignal(signal.SIGTERM)
-        if previous != signal.SIG_DFL:
-            previous = None
-        else:
-            signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:      # not the main thread
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def interrupted_code(exc: BaseException) -> tuple:
-    """``(exit code, word)`` for an interruption: Ctrl-C or SIGTERM."""
-    if isinstance(exc, Terminated):
-        return EXIT_TERMINATED, "terminated (SIGTERM)"
-    return EXIT_INTERRUPTED, "interrupted"
-
-
 def main(argv=None) -> int:
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             return _main(argv)
     except KeyboardInterrupt as exc:   # outside a run's cases (those are saved): no traceback
         code, word = interrupted_code(exc)
@@ -549,9 +382,9 @@ def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     arguments = parser()
     ns = arguments.parse_args(argv)
-    if len(_stdout_outputs(ns)) > 1:
+    if len(stdout_outputs(ns)) > 1:
         arguments.error(f"only one output can go to standard output, got `-` for "
-                     f"{' and '.join(_stdout_outputs(ns))}.")
+                     f"{' and '.join(stdout_outputs(ns))}.")
     command = shlex.join(["crosscheck", *argv])
     if ns.command == "check":
         return _cmd_check(ns, command)

@@ -152,3 +152,22 @@ def _common(p: argparse.ArgumentParser, json_help: str) -> None:
                         "them, e.g. `seed_net/buggy` -- contains PATTERN (case-insensitive, "
                         "as pytest's -k, without its and/or/not); no case matching exits 2")
     _inconclusive_flags(p, "an inconclusive case (no block flagged)")
+
+
+def exit_code(outcomes, allow_inconclusive: bool = False) -> int:
+    """The exit status of finished cases: 2 when one could not be checked, else 1 when a
+    block is flagged, else 3 when a case is inconclusive (0 with ``allow_inconclusive``),
+    else 0 -- never 0 for a case no reference could vouch for, unless asked."""
+    found = {o.outcome for o in outcomes}
+    if "could not check" in found:
+        return EXIT_ERROR
+    if "flagged" in found:
+        return EXIT_FLAGGED
+    if "inconclusive" in found and not allow_inconclusive:
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK
+
+
+def gravest(*codes: int) -> int:
+    """The gravest of exit codes by :data:`GRAVITY` (an unknown code counts as gravest)."""
+    return max(codes, key=lambda c: GRAVITY.index(c) if c in GRAVITY else len(GRAVITY))

@@ -21,8 +21,9 @@ import pytest
 import crosscheck
 from conftest import tanh_grad, tanh_loss, tanh_model
 from crosscheck import CheckError
-from crosscheck._cli import (EXIT_ERROR, EXIT_FLAGGED, EXIT_INCONCLUSIVE, EXIT_OK, exit_code,
-                             gravest, main)
+from crosscheck._cli import main
+from crosscheck._cli_args import (EXIT_ERROR, EXIT_FLAGGED, EXIT_INCONCLUSIVE, EXIT_OK, exit_code,
+                                  gravest)
 from crosscheck._render_html import render_page
 from crosscheck._render_junit import render_junit, skipped_message
 from crosscheck._render_markdown import render_markdown
