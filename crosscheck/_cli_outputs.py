@@ -25,7 +25,7 @@ def stdout_outputs(ns) -> list:
 
 
 def journal(ns, command: str, suite=None):
-    """The ``save`` of a :class:`RunState` for ``--json FILE``: rewrite the file atomically as
+    """The ``save`` of a :class:`crosscheck._cli.RunState` for ``--json FILE``: rewrite the file atomically as
     a partial run file (``partial.state`` ``running``) -- so a run killed outright leaves its
     finished cases, and never yesterday's file, on disk. ``None`` without a file."""
     path = getattr(ns, "json", None)
