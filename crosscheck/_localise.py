@@ -81,7 +81,7 @@ def _localise(prep: Prepared, refs: References, blocks: Mapping, asked: bool) ->
     taps = {n: s for n, s in shapes.items() if n in wanted}
     if not taps:
         loops = untapped(wanted, {}, loss, loops_only=True)
-        return None, _why_not(wanted, shapes, [*loops, *notes], asked)
+        return None, _why_not(wanted, shapes, [*loops, *notes], asked, forward is not None)
     notes.extend(untapped(wanted, taps))
     estimates = _tap_gradients(prep, refs, tapped, params, taps, notes)
     hands = {**{prep.grad_keys[b]: prep.hand[b] for b in prep.blocks.names}, **prep.intermediates}
@@ -94,8 +94,10 @@ def _localise(prep: Prepared, refs: References, blocks: Mapping, asked: bool) ->
     return dataclasses.replace(found, batch=batch), ()
 
 
-def _why_not(wanted: Mapping, shapes: Mapping, notes: list, asked: bool) -> tuple:
-    """Why nothing was located, as notes: said in ``auto`` only when the user tapped by hand."""
+def _why_not(wanted: Mapping, shapes: Mapping, notes: list, asked: bool,
+             found: bool = True) -> tuple:
+    """Why nothing was located, as notes: said in ``auto`` only when the user tapped by hand.
+    ``found``: whether a function the loss reaches assigns any of the names at all."""
     if shapes:
         taps = ", ".join(f"`{n}`" for n in shapes)
         grads = ", ".join(f"`d{n}`" for n in shapes)
@@ -106,6 +108,13 @@ def _why_not(wanted: Mapping, shapes: Mapping, notes: list, asked: bool) -> tupl
         # only a name the forward assigns several times is worth a word (tap it by hand)
         return tuple(notes)
     keys = ", ".join(f"`{k}`" for k in wanted.values())
+    first = next(iter(wanted))
+    if not found:
+        return (f"could not locate: `grad` returned {keys} besides the parameters' gradients, but "
+                f"no function the loss reaches through globals and closures assigns "
+                f"{', '.join(f'`{n}`' for n in wanted)} (a method called on an object, "
+                f"`self.forward(...)`, is not followed): add `crosscheck.tap(\"{first}\", "
+                f"{first})` in the forward.", *notes)
     return (f"could not locate: `grad` returned {keys} besides the parameters' gradients, but "
             f"the forward assigns none of {', '.join(f'`{n}`' for n in wanted)} once by a plain "
             f"assignment and taps none of them: add `crosscheck.tap(\"{next(iter(wanted))}\", "
