@@ -39,7 +39,7 @@ from ._backward_lines import SourceLine, static_lines, traced
 from ._errors import CheckError
 from ._inputs import GRAD_KEY_STYLES, batch_size, prepare_args, prepare_params, unpack_grad
 from ._tap_gradients import RUNNERS, Tapped, copies
-from ._taps import assignments, function_tree, reached, reassigned
+from ._taps import assignments, function_tree, reached, reassigned, tappable
 from ._tolerances import DEFAULTS
 
 REFERENCES = ("fd", "jax", "torch")
@@ -122,10 +122,13 @@ def assigning_function(fn: Any, names, given: Optional[types.FunctionType]) -> O
     """``given``, or the function ``fn`` reaches that assigns the most of ``names`` (None if none does)."""
     if given is not None:
         return given
-    best, score = None, 0
+    best, score = None, (0, 0)
     for f in reached(fn):
         found = function_tree(f)
-        hits = len(set(names) & set(assignments(found[0]))) if found else 0
+        if not found:
+            continue
+        # the most names it can tap (assigned once, plainly), then the most it assigns at all
+        hits = (len(tappable(f, names)[0]), len(set(names) & set(assignments(found[0]))))
         if hits > score:
             best, score = f, hits
     return best

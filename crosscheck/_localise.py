@@ -111,10 +111,9 @@ def _why_not(wanted: Mapping, shapes: Mapping, notes: list, asked: bool,
     first = next(iter(wanted))
     if not found:
         return (f"could not locate: `grad` returned {keys} besides the parameters' gradients, but "
-                f"no function the loss reaches through globals and closures assigns "
-                f"{', '.join(f'`{n}`' for n in wanted)} (a method called on an object, "
-                f"`self.forward(...)`, is not followed): add `crosscheck.tap(\"{first}\", "
-                f"{first})` in the forward.", *notes)
+                f"no function the loss reaches (through globals, closures and the methods of "
+                f"a bound-method loss's own object) assigns {', '.join(f'`{n}`' for n in wanted)}"
+                f": add `crosscheck.tap(\"{first}\", {first})` in the forward.", *notes)
     return (f"could not locate: `grad` returned {keys} besides the parameters' gradients, but "
             f"the forward assigns none of {', '.join(f'`{n}`' for n in wanted)} once by a plain "
             f"assignment and taps none of them: add `crosscheck.tap(\"{next(iter(wanted))}\", "

@@ -105,8 +105,10 @@ def _values(tapped, point, args) -> dict:
     values = {}
 
     class Keep(Session):
-        def add(self, name, value):
+        def add(self, name, value, by_hand=False):
             values[name] = value
+            if by_hand:
+                self.by_hand.add(name)
             return value
 
     with session(Keep()):

@@ -23,6 +23,7 @@ import ast
 import builtins
 import contextlib
 import contextvars
+import copy
 import inspect
 import textwrap
 import types
@@ -52,13 +53,16 @@ class Session:
     def __init__(self, offsets: Optional[Mapping[str, Any]] = None):
         self.offsets = offsets
         self.shapes: dict = {}
+        self.by_hand: set = set()     # names the user's own crosscheck.tap calls tapped
 
-    def add(self, name: str, value: Any) -> Any:
+    def add(self, name: str, value: Any, by_hand: bool = False) -> Any:
         if name in self.shapes:
             raise CheckError(
                 f"`tap({name!r}, ...)` ran twice in one evaluation of the loss; a tap's name must "
                 f"be unique per forward pass. In a loop, compute the name: `tap(f\"{name}{{l}}\", ...)`.")
         self.shapes[name] = tuple(getattr(value, "shape", ()))
+        if by_hand:
+            self.by_hand.add(name)
         if self.offsets is None or name not in self.offsets:
             return value
         return value + self.offsets[name]
@@ -88,6 +92,17 @@ def tap(name: str, value: Any) -> Any:
     """
     active = _SESSION.get()
     if active is None:
+        return value
+    return active.add(name, value, by_hand=True)
+
+
+def _automatic_tap(name: str, value: Any) -> Any:
+    """The tap the recompiled forward calls on a plain assignment: :func:`tap`, unless the
+    user's own ``crosscheck.tap`` already tapped that name in this pass (``Z1 = tap("Z1", …)``
+    written by hand is then left as the user wrote it, not tapped twice). A name the automatic
+    taps meet twice (a forward run twice per loss) is refused as :meth:`Session.add` says."""
+    active = _SESSION.get()
+    if active is None or name in active.by_hand:
         return value
     return active.add(name, value)
 
@@ -268,7 +283,7 @@ def tapped_function(fn: types.FunctionType, nodes: Mapping[str, ast.Assign]):
                     if isinstance(c, types.CodeType) and c.co_name == code.co_name)
     cells = dict(zip(code.co_freevars, fn.__closure__ or ()))
     closure = tuple(cells[n] for n in new_code.co_freevars) or None
-    new = types.FunctionType(new_code, _overlay(fn.__globals__, {TAP: tap, **FUNCTIONAL_HELPERS}),
+    new = types.FunctionType(new_code, _overlay(fn.__globals__, {TAP: _automatic_tap, **FUNCTIONAL_HELPERS}),
                              fn.__name__, fn.__defaults__, closure)
     new.__kwdefaults__, new.__qualname__, new.__module__ = fn.__kwdefaults__, fn.__qualname__, fn.__module__
     _TAPPED[fn] = (key, new)
@@ -277,19 +292,34 @@ def tapped_function(fn: types.FunctionType, nodes: Mapping[str, ast.Assign]):
 
 # ------------------------------------------------------------------ reaching the forward
 def reached(fn: Any, depth: int = 3) -> list:
-    """The user's functions ``fn`` reaches through globals and closures (``fn`` first), breadth first."""
+    """The user's functions ``fn`` reaches through globals and closures (``fn`` first), breadth
+    first; through ``module.function`` calls too, and, when ``fn`` is a bound method, through
+    the methods of its object's class that it names (``self.forward``)."""
     seen, order, frontier = set(), [], [fn]
+    owner = type(fn.__self__) if isinstance(fn, types.MethodType) else None
     for _ in range(depth + 1):
         following: list = []
         for f in frontier:
+            if isinstance(f, types.MethodType):
+                f = f.__func__
             if not isinstance(f, types.FunctionType) or id(f) in seen or not is_user_code(f):
                 continue
             seen.add(id(f))
             order.append(f)
             following.extend(_callees(f).values())
             following.extend(_module_functions(f))
+            following.extend(_methods(f, owner))
         frontier = following
     return order
+
+
+def _methods(fn: types.FunctionType, owner: Optional[type]) -> list:
+    """The methods of ``owner`` (the class of the bound method a walk started from) that
+    ``fn`` names: ``self.forward(...)`` inside ``loss``."""
+    if owner is None:
+        return []
+    found = (inspect.getattr_static(owner, n, None) for n in code_names(fn.__code__))
+    return [f for f in found if isinstance(f, types.FunctionType)]
 
 
 def _module_functions(fn: types.FunctionType) -> list:
@@ -336,6 +366,8 @@ def retarget(fn: Any, old: types.FunctionType, new: types.FunctionType, depth: i
     """
     if fn is old:
         return new
+    if isinstance(fn, types.MethodType):
+        return _retarget_method(fn, old, new)
     cached = _RETARGETED.get(fn) if isinstance(fn, types.FunctionType) else None
     if cached is not None and cached[0] == (fn.__code__, old, new):
         return cached[1]  # one copy per loss: the rebinding's caches hold on to what they see
@@ -346,6 +378,28 @@ def retarget(fn: Any, old: types.FunctionType, new: types.FunctionType, depth: i
 
 
 _RETARGETED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _retarget_method(bound: types.MethodType, old: types.FunctionType,
+                     new: types.FunctionType) -> Any:
+    """A bound-method loss (``net.loss``) whose object reaches ``new`` where its class has the
+    method ``old`` (``self.forward``): bound to a shallow copy of the object whose class is a
+    subclass overriding that one method. The user's object and class stay as they are."""
+    obj = bound.__self__
+    names = [n for n, v in vars(type(obj)).items() if v is old] if hasattr(type(obj), "__dict__") else []
+    names = names or [n for n in dir(type(obj)) if inspect.getattr_static(type(obj), n, None) is old]
+    if not names:
+        return bound if bound.__func__ is not old else types.MethodType(new, obj)
+    cls = type(obj)
+    tapped_cls = type(cls.__name__, (cls,), {names[0]: new, "__module__": cls.__module__,
+                                             "__qualname__": cls.__qualname__})
+    twin = copy.copy(obj)
+    try:
+        twin.__class__ = tapped_cls
+    except TypeError:       # (a class with __slots__ or a C layout): no automatic taps
+        return bound
+    func = bound.__func__ if bound.__func__ is not old else new
+    return types.MethodType(func, twin)
 
 
 def _retarget(fn, old, new, depth):
