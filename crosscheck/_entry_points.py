@@ -395,7 +395,9 @@ def judge_quantities(hands, param_keys, wanted, shapes, estimates, backward, not
     refs.update({key: by_ref(key, name) for key, name in param_keys.items() if key not in given})
     c = _convention(intermediates, hands, {k: next(iter(refs[k].values())) for k in intermediates}, table)
     checked = set(refs) | set(given)
-    lines = {**static_lines(backward, checked), **{k: v for k, v in (traced or {}).items() if k in checked}}
+    lines = {k: v for k, v in (traced or {}).items() if k in checked}
+    if set(checked) - set(lines):   # the source is read only for what the trace did not find
+        lines = {**static_lines(backward, checked), **lines}
     ran = {k: i for i, k in enumerate(traced or {})}
     order = _order(intermediates, [k for k in hands if k in param_keys], lines, ran)
     inputs = {k: tuple(sorted(lines.get(k, (None, set()))[1] & checked - {k})) for k in order}

@@ -24,6 +24,7 @@ import builtins
 import contextlib
 import contextvars
 import copy
+import functools
 import inspect
 import textwrap
 import types
@@ -124,13 +125,20 @@ def function_tree(fn: types.FunctionType):
     if code is None or code.co_name == "<lambda>":
         return None
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        tree = ast.parse(_source(code))
     except (OSError, TypeError, SyntaxError, IndentationError):
         return None
     if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) \
             or tree.body[0].name != code.co_name:
         return None
     return tree.body[0], code.co_firstlineno
+
+
+@functools.lru_cache(maxsize=512)
+def _source(code: types.CodeType) -> str:
+    """A function's source, dedented, read once per code object (reading it is the slow part
+    of a localisation on a small model; a function redefined has a new code object)."""
+    return textwrap.dedent(inspect.getsource(code))
 
 
 def assignments(definition) -> dict:
