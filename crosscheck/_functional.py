@@ -218,7 +218,21 @@ def rewritten_code(fn: types.FunctionType):
     rewriter.visit(definition)
     if not rewriter.changed:
         return None
-    # Free variables stay free: the definition is compiled inside a function that binds them.
+    try:
+        new = recompiled(definition, code)
+    except (SyntaxError, ValueError):
+        return None
+    return new, new.co_freevars
+
+
+def recompiled(definition: ast.FunctionDef, code: types.CodeType) -> types.CodeType:
+    """The code of a rewritten ``definition`` of the function whose code is ``code``: the
+    same file and line numbers, and its free variables still free -- it is compiled inside a
+    function that binds them, so the caller can give it the original closure's cells.
+
+    Raises:
+        SyntaxError, ValueError: the rewritten tree does not compile.
+    """
     outer = ast.FunctionDef(
         name="__crosscheck_outer__",
         args=ast.arguments(posonlyargs=[], args=[ast.arg(n) for n in code.co_freevars], vararg=None,
@@ -230,14 +244,10 @@ def rewritten_code(fn: types.FunctionType):
     module = ast.Module(body=[outer], type_ignores=[])
     ast.fix_missing_locations(module)
     ast.increment_lineno(module, code.co_firstlineno - definition.lineno)
-    try:
-        compiled = compile(module, code.co_filename, "exec")
-    except (SyntaxError, ValueError):
-        return None
+    compiled = compile(module, code.co_filename, "exec")
     outer_code = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
-    new = next(c for c in outer_code.co_consts
-               if isinstance(c, types.CodeType) and c.co_name == code.co_name)
-    return new, new.co_freevars
+    return next(c for c in outer_code.co_consts
+                if isinstance(c, types.CodeType) and c.co_name == code.co_name)
 
 
 # ------------------------------------------------------------------ run time

@@ -35,6 +35,7 @@ from typing import Any, Mapping, Optional
 from ._errors import CheckError
 from ._functional import HELPERS as FUNCTIONAL_HELPERS
 from ._functional import _Rewriter as FunctionalRewriter
+from ._functional import recompiled
 from ._user_code import is_user_code
 
 TAP = "__crosscheck_tap__"
@@ -269,26 +270,12 @@ def tapped_function(fn: types.FunctionType, nodes: Mapping[str, ast.Assign]):
     cached = _TAPPED.get(fn)
     if cached is not None and cached[0] == key:
         return cached[1]
-    definition, first = function_tree(fn)
+    definition, _ = function_tree(fn)
     definition.decorator_list = []
     definition = _Tapper(nodes.values()).visit(definition)
     FunctionalRewriter().visit(definition)
     code = fn.__code__
-    outer = ast.FunctionDef(
-        name="__crosscheck_outer__",
-        args=ast.arguments(posonlyargs=[], args=[ast.arg(n) for n in code.co_freevars], vararg=None,
-                           kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
-        body=[definition, ast.Return(ast.Name(definition.name, ast.Load()))], decorator_list=[],
-        returns=None, type_comment=None)
-    if "type_params" in ast.FunctionDef._fields:  # Python 3.12+
-        setattr(outer, "type_params", [])
-    module = ast.Module(body=[outer], type_ignores=[])
-    ast.fix_missing_locations(module)
-    ast.increment_lineno(module, first - definition.lineno)
-    compiled = compile(module, code.co_filename, "exec")
-    outer_code = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
-    new_code = next(c for c in outer_code.co_consts
-                    if isinstance(c, types.CodeType) and c.co_name == code.co_name)
+    new_code = recompiled(definition, code)
     cells = dict(zip(code.co_freevars, fn.__closure__ or ()))
     closure = tuple(cells[n] for n in new_code.co_freevars) or None
     new = types.FunctionType(new_code, _overlay(fn.__globals__, {TAP: _automatic_tap, **FUNCTIONAL_HELPERS}),
