@@ -38,9 +38,10 @@ import numpy as np
 from ._backward_lines import SourceLine, static_lines, traced
 from ._errors import CheckError
 from ._inputs import GRAD_KEY_STYLES, batch_size, prepare_args, prepare_params, unpack_grad
-from ._tap_gradients import RUNNERS, Tapped, copies
+from ._tap_gradients import RUNNERS, Tapped
 from ._taps import assignments, function_tree, reached, reassigned, tappable
 from ._tolerances import DEFAULTS
+from ._user_calls import private_copy
 
 REFERENCES = ("fd", "jax", "torch")
 
@@ -187,10 +188,6 @@ def _confirmed(c: float, batch: Optional[int], judged: Mapping, inputs: Mapping,
                for k in judged if k not in intermediates)
 
 
-def _shown(c: float) -> str:
-    return f"{c:g}"
-
-
 def _verdict(hand, by_reference: Mapping, c: float, table: Mapping = DEFAULTS) -> tuple:
     """``(verdict, factor, differences)`` of one quantity against every reference's estimate."""
     differences, agree = {}, []
@@ -303,7 +300,7 @@ def locate(loss, grad, params, *args, references=REFERENCES, forward=None, backw
     params = prepare_params(params).as_dict()
     args = prepare_args(args)
     try:
-        out, lines = traced(lambda: unpack_grad(grad(copies(params), *copies(args))), backward)
+        out, lines = traced(lambda: unpack_grad(grad(private_copy(params), *private_copy(args))), backward)
     except CheckError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's grad: named, never a raw traceback
@@ -408,8 +405,8 @@ def judge_quantities(hands, param_keys, wanted, shapes, estimates, backward, not
                 for k in order}
     judged = judge(c)
     if c is not None and not _confirmed(c, batch, judged, inputs, set(intermediates)):
-        notes.append(f"the intermediates share a factor {_shown(c)} × ∂J/∂Z, but no parameter's "
-                     f"gradient computed from them is right and {_shown(c)} is neither 1 nor the "
+        notes.append(f"the intermediates share a factor {c:g} × ∂J/∂Z, but no parameter's "
+                     f"gradient computed from them is right and {c:g} is neither 1 nor the "
                      f"batch size: no convention; they are judged as ∂J/∂Z"
                      + (f" × m (m = {batch})" if batch else ""))
         judged, c = judge(float(batch) if batch else None), None   # (no convention to report)

@@ -150,9 +150,10 @@ def mirror_gaps(prep: Prepared, name: str, index: np.ndarray) -> Optional[np.nda
     """
     size_key = "nudge" if name != FD else "fd_nudge"
     out = np.full((BUDGETS["mirror_pairs"], 2, index.size), np.nan)
+    steps = [_step(prep, size_key, 100 + k) for k in range(BUDGETS["mirror_pairs"])]
     for e, i in enumerate(index.tolist()):
-        for k in range(BUDGETS["mirror_pairs"]):
-            step = _step(prep, size_key, 100 + k)
+        for k, whole in enumerate(steps):
+            step = whole.copy()
             step[i] = 0.0
             sides = []
             for sign in (1.0, -1.0):

@@ -32,6 +32,7 @@ import numpy as np
 
 from ._taps import Session, retarget, session, tappable, tapped_function
 from ._tolerances import EPS
+from ._user_calls import private_copy
 
 
 class Tapped:
@@ -53,19 +54,8 @@ class Tapped:
     def shapes(self, params, args) -> dict:
         """``{tap name: shape}`` in the order the forward runs them (one recording evaluation)."""
         with session(Session()) as recording:
-            self.loss(copies(params), *copies(args))
+            self.loss(private_copy(params), *private_copy(args))
         return recording.shapes
-
-
-def copies(value):
-    """Private copies of arrays, also inside dicts, lists and tuples (the user's stay untouched)."""
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, dict):
-        return {k: copies(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and value.__class__ in (list, tuple):
-        return value.__class__(copies(v) for v in value)
-    return value
 
 
 def fd(tapped: Tapped, params, args, shapes, with_params: bool = True) -> tuple:
@@ -76,7 +66,7 @@ def fd(tapped: Tapped, params, args, shapes, with_params: bool = True) -> tuple:
 
     def J(p, o):
         with session(Session(o)):
-            return float(tapped.loss(copies(p), *copies(args)))
+            return float(tapped.loss(private_copy(p), *private_copy(args)))
 
     j0 = abs(J(point, offsets))
     todo = [*((n, point[n], "p") for n in point if with_params), *((n, offsets[n], "o") for n in offsets)]
@@ -112,7 +102,7 @@ def _values(tapped, point, args) -> dict:
             return value
 
     with session(Keep()):
-        tapped.loss(copies(point), *copies(args))
+        tapped.loss(private_copy(point), *private_copy(args))
     return values
 
 
